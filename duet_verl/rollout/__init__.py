@@ -1,0 +1,1 @@
+"""Rollout helpers shared by the CPU ``hf`` backend and the vLLM path."""

@@ -1,0 +1,45 @@
+# Shared settings for CPU runs of verl with the duet-verl CPU backend (sourced by the *_cpu_*.sh recipes).
+# Each line works around one thing a GPU-less machine lacks; see duet_verl/cpu/__init__.py.
+
+export VERL_PLATFORM=cpu          # the one switch: cpu platform, gloo, FSDP engines for device cpu
+export RAY_DEDUP_LOGS=${RAY_DEDUP_LOGS:-0}
+export TOKENIZERS_PARALLELISM=false
+
+CPU_WORKERS=${CPU_WORKERS:-2}     # training workers (logical GPUs); FSDP shards the model across them
+TINY_DIR=${TINY_DIR:-${TMPDIR:-/tmp}/duet_tiny}
+
+# Build the offline tiny tokenizer, models and data once (seconds; nothing is downloaded).
+if [ ! -f "$TINY_DIR/data/train.parquet" ]; then
+  python -m duet_verl.testing.tiny --out "$TINY_DIR" >/dev/null
+fi
+
+# Overrides for one model block (actor_rollout_ref or the DUET trainer's small model block): $1 is its key.
+cpu_model_overrides() {
+  local key=$1
+  echo "$key.actor.strategy=fsdp2"                      # FSDP1's sync_module_states fails on CPU
+  echo "+$key.actor.fsdp_config.mixed_precision.param_dtype=fp32"  # fp32 like the hf rollout: bf16 blurs log-probs
+  echo "$key.actor.fsdp_config.use_torch_compile=False"
+  echo "$key.model.use_remove_padding=False"            # needs flash-attn
+  echo "+$key.model.override_config.attn_implementation=sdpa"
+  echo "$key.rollout.name=hf"                           # transformers generate() server instead of vLLM
+  echo "$key.rollout.tensor_model_parallel_size=1"
+  echo "$key.rollout.agent.num_workers=1"
+  echo "$key.rollout.calculate_log_probs=True"          # rollout log-probs, for the rollout-vs-actor check
+}
+
+# The reference model of a model block (the DUET small model has none).
+cpu_ref_overrides() {
+  local key=$1
+  echo "$key.ref.strategy=fsdp2"
+  echo "+$key.ref.fsdp_config.mixed_precision.param_dtype=fp32"
+}
+
+cpu_ray_overrides=(
+  "+ray_kwargs.ray_init.num_gpus=$CPU_WORKERS"          # logical GPUs: verl places workers on "GPU" bundles
+  "ray_kwargs.ray_init.num_cpus=8"                      # logical CPUs; fewer than 8 can stall actor scheduling
+  "trainer.n_gpus_per_node=$CPU_WORKERS"
+  "trainer.nnodes=1"
+  "trainer.device=cpu"
+  "reward.num_workers=1"
+  "transfer_queue.backend.SimpleStorage.num_data_storage_units=1"  # 8 storage units stalled the v1 trainer on CPU
+)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Single-model GRPO on CPU through verl's own entry point (verl.trainer.main_ppo) with the duet-verl CPU
+# backend and the tiny offline Qwen3 model: a few minutes on a laptop. Extra hydra overrides pass through.
+#   bash recipes/run_grpo_cpu_tiny.sh trainer.total_training_steps=3
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/common_cpu.sh"
+
+STEPS=${STEPS:-2}
+N=${N:-2}                         # rollouts per prompt (GRPO group size)
+BATCH=${BATCH:-4}                 # prompts per step
+LR=${LR:-1e-5}
+OUT_DIR=${OUT_DIR:-${TMPDIR:-/tmp}/duet_grpo_cpu_tiny}
+
+mapfile -t model_overrides < <(cpu_model_overrides actor_rollout_ref; cpu_ref_overrides actor_rollout_ref)
+
+overrides=(
+  algorithm.adv_estimator=grpo
+  algorithm.use_kl_in_reward=False
+  "data.train_files=$TINY_DIR/data/train.parquet"
+  "data.val_files=$TINY_DIR/data/test.parquet"
+  "data.train_batch_size=$BATCH"
+  data.max_prompt_length=64
+  data.max_response_length=24
+  data.dataloader_num_workers=0
+  "actor_rollout_ref.model.path=$TINY_DIR/model_large"
+  "actor_rollout_ref.actor.optim.lr=$LR"
+  "actor_rollout_ref.actor.ppo_mini_batch_size=$BATCH"
+  actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2
+  actor_rollout_ref.actor.use_kl_loss=True           # reference model with KL, in the loss
+  actor_rollout_ref.actor.kl_loss_coef=0.001
+  actor_rollout_ref.actor.kl_loss_type=low_var_kl
+  actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2
+  actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2
+  "actor_rollout_ref.rollout.n=$N"
+  actor_rollout_ref.rollout.val_kwargs.do_sample=False
+  "${model_overrides[@]}"
+  "${cpu_ray_overrides[@]}"
+  reward.custom_reward_function.path=pkg://duet_verl.testing.tiny
+  reward.custom_reward_function.name=compute_score
+  trainer.logger=console
+  trainer.project_name=duet_cpu
+  trainer.experiment_name=grpo_tiny
+  "trainer.total_training_steps=$STEPS"
+  trainer.val_before_train=False
+  "trainer.test_freq=$STEPS"
+  trainer.save_freq=-1
+  "trainer.default_local_dir=$OUT_DIR/checkpoints"
+)
+
+python -m verl.trainer.main_ppo "${overrides[@]}" "$@"

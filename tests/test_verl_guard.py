@@ -1,0 +1,157 @@
+"""Version guard: fails loudly when the installed verl lacks what duet-verl overrides, registers into or calls.
+
+duet-verl pins verl==0.9.1 and reaches into its internals. When verl changes, this test names every broken
+contact point at once instead of letting a training run fail an hour in.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+import importlib.metadata
+import inspect
+from pathlib import Path
+
+import pytest
+
+
+def _module_source_tree(module_name: str) -> ast.Module:
+    """Parse a verl module without importing it or its package (some need GPU-only packages such as vllm)."""
+    import verl
+
+    path = Path(verl.__file__).parent.joinpath(*module_name.split(".")[1:]).with_suffix(".py")
+    assert path.is_file(), f"module {module_name} is missing ({path})"
+    return ast.parse(path.read_text())
+
+
+def _class_methods(module_name: str, class_name: str) -> set[str]:
+    for node in ast.walk(_module_source_tree(module_name)):
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            return {n.name for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    raise AssertionError(f"class {class_name} not found in {module_name}")
+
+
+def _params(fn) -> set[str]:
+    return set(inspect.signature(fn).parameters)
+
+
+def _fields(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def check_version():
+    import verl
+
+    assert verl.__version__ == "0.9.1", f"verl {verl.__version__} installed; duet-verl is built for 0.9.1"
+
+
+def check_plugin_hooks():
+    import verl
+
+    source = inspect.getsource(verl)
+    assert "verl.plugins" in source, "verl no longer loads entry points of group 'verl.plugins'"
+    assert "VERL_USE_EXTERNAL_MODULES" in source, "verl no longer honours VERL_USE_EXTERNAL_MODULES"
+    names = {ep.name for ep in importlib.metadata.entry_points(group="verl.plugins")}
+    assert "duet_verl" in names, "duet-verl's verl.plugins entry point is not installed (pip install -e .)"
+    importlib.import_module("duet_verl.verl_plugin")  # verl swallows plugin errors; surface them here
+
+
+def check_platform():
+    from verl.plugin.platform import PlatformBase, PlatformRegistry
+
+    from duet_verl.cpu.platform import PlatformCPU
+
+    assert _params(PlatformRegistry.register) >= {"platform"}
+    assert PlatformRegistry.get("cpu") is PlatformCPU
+    missing = PlatformCPU.__abstractmethods__
+    assert not missing, f"PlatformBase gained abstract methods the cpu platform lacks: {sorted(missing)}"
+    assert issubclass(PlatformCPU, PlatformBase)
+    PlatformCPU()
+
+
+def check_process_group():
+    from verl.utils import distributed
+    from verl.workers import engine_workers
+
+    assert _params(distributed.initialize_global_process_group_ray) >= {"timeout_second", "backend"}
+    assert hasattr(engine_workers, "initialize_global_process_group_ray"), (
+        "engine_workers no longer imports initialize_global_process_group_ray by name; update use_gloo_process_groups"
+    )
+
+
+def check_engines():
+    from verl.workers.engine import EngineRegistry
+    from verl.workers.engine.fsdp import transformer_impl
+
+    assert _params(EngineRegistry.register) >= {"model_type", "backend", "device"}
+    assert hasattr(transformer_impl, "CPUOffloadPolicy"), "transformer_impl no longer uses CPUOffloadPolicy"
+    for cls in (transformer_impl.FSDPEngineWithLMHead, transformer_impl.FSDPEngineWithValueHead):
+        assert _params(cls._build_fsdp_module) == {"self", "module"}, f"{cls.__name__}._build_fsdp_module changed"
+    assert "CPUOffloadPolicy(" in inspect.getsource(transformer_impl.FSDPEngine._build_fsdp_module)
+
+
+def check_rollout_registries():
+    from verl.workers.rollout import base, replica
+
+    assert isinstance(base._ROLLOUT_REGISTRY, dict) and ("vllm", "async") in base._ROLLOUT_REGISTRY
+    assert base.BaseRollout.__abstractmethods__ == {"resume", "update_weights", "release"}
+    assert _params(replica.RolloutReplicaRegistry.register) >= {"name", "loader"}
+    assert replica.RolloutReplica.__abstractmethods__ == {"launch_servers"}
+    assert replica.RolloutMode.HYBRID
+    assert {"token_ids", "log_probs", "stop_reason", "extra_fields"} <= set(replica.TokenOutput.model_fields)
+    init_source = inspect.getsource(replica.RolloutReplica.__init__)
+    for attribute in ("self.servers", "self._server_handle", "self._server_address", "self.workers"):
+        assert attribute in init_source, f"RolloutReplica no longer sets {attribute}"
+
+
+def check_rollout_config():
+    from verl.workers.config import CheckpointEngineConfig, HFModelConfig, RolloutConfig
+
+    needed = {
+        "name", "custom", "load_format", "free_cache_engine", "max_model_len", "prompt_length", "response_length",
+        "seed", "temperature", "top_k", "top_p", "tensor_model_parallel_size", "data_parallel_size",
+        "pipeline_model_parallel_size", "checkpoint_engine",
+    }  # fmt: skip
+    assert needed <= _fields(RolloutConfig), sorted(needed - _fields(RolloutConfig))
+    assert "update_weights_bucket_megabytes" in _fields(CheckpointEngineConfig)
+    assert {"local_path", "tokenizer", "generation_config"} <= _fields(HFModelConfig)
+
+
+def check_worker_weight_sync_calls():
+    from verl.workers.engine_workers import ActorRolloutRefWorker
+
+    source = inspect.getsource(ActorRolloutRefWorker.update_weights)
+    for call in ("self.rollout.resume(tags=", "self.rollout.update_weights(", "global_steps=global_steps"):
+        assert call in source, f"ActorRolloutRefWorker.update_weights no longer calls {call}"
+
+
+def check_vllm_server_naming():
+    # The GPU path tags vLLM server names by overriding these (vllm itself is not installed in CI).
+    module = "verl.workers.rollout.vllm_rollout"
+    assert "_get_server_name_prefix" in _class_methods(f"{module}.vllm_rollout", "ServerAdapter")
+    assert "_get_server_name_prefix" in _class_methods(f"{module}.vllm_async_server", "vLLMReplica")
+
+
+CHECKS = [
+    check_version,
+    check_plugin_hooks,
+    check_platform,
+    check_process_group,
+    check_engines,
+    check_rollout_registries,
+    check_rollout_config,
+    check_worker_weight_sync_calls,
+    check_vllm_server_naming,
+]
+
+
+def test_installed_verl_has_everything_duet_verl_touches():
+    failures = []
+    for check in CHECKS:
+        try:
+            check()
+        except Exception as error:  # collect all, report once
+            failures.append(f"- {check.__name__}: {type(error).__name__}: {error}")
+    if failures:
+        pytest.fail("installed verl no longer matches what duet-verl relies on:\n" + "\n".join(failures))
