@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -18,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from duet_verl.testing.console import parse_step_metrics
+
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "run_grpo_cpu_tiny.sh"
-STEP_LINE = re.compile(r"step:(\d+) - (.*)$")
-NUMBER = re.compile(r"^(?:np\.\w+\()?([-+0-9.eEinfa]+)\)?$")
 
 
 @dataclass
@@ -30,23 +29,6 @@ class Run:
     output: str
     metrics: dict[int, dict[str, float]]
     seconds: float
-
-
-def parse_step_metrics(output: str) -> dict[int, dict[str, float]]:
-    """verl's console logger prints one ``step:N - key:value - ...`` line per step."""
-    metrics: dict[int, dict[str, float]] = {}
-    for line in output.splitlines():
-        match = STEP_LINE.search(line)
-        if not match:
-            continue
-        values = {}
-        for item in match.group(2).split(" - "):
-            key, _, raw = item.rpartition(":")
-            number = NUMBER.match(raw.strip())
-            if key and number:
-                values[key] = float(number.group(1))
-        metrics[int(match.group(1))] = values
-    return metrics
 
 
 def run_recipe(tiny_dir: Path, out_dir: Path, *overrides: str, env: dict[str, str] | None = None) -> Run:

@@ -1,0 +1,76 @@
+"""The reasoning signal: the part of M's decoded response that m gets to read.
+
+One rule covers every case: M's reasoning ends at the *first* ``</think>`` (as Qwen3's own chat template
+parses it), and starts after the first ``<think>`` if there is one before that point. Without ``</think>``
+the response never left its thinking (or never entered it), so everything M wrote is the signal. The
+``case`` says which branch applied so the trainer can log how often M was cut off mid-thought.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+THINK_START = "<think>"
+THINK_END = "</think>"
+
+
+class SignalCase(str, Enum):
+    """How the signal was found in M's response."""
+
+    THINK_BLOCK = "think_block"  # <think> ... </think>: the text between them
+    CLOSE_ONLY = "close_only"  # ... </think> without an opening tag: everything before </think>
+    UNCLOSED = "unclosed"  # <think> ... never closed (truncated while thinking): everything after <think>
+    NO_THINK = "no_think"  # neither tag (truncated, or thinking off): the whole text
+    EMPTY = "empty"  # empty or whitespace-only response: the signal is ""
+
+
+@dataclass(frozen=True)
+class Signal:
+    text: str
+    case: SignalCase
+
+    @property
+    def closed(self) -> bool:
+        """True when M finished its thinking (a ``</think>`` was found)."""
+        return self.case in (SignalCase.THINK_BLOCK, SignalCase.CLOSE_ONLY)
+
+
+def extract_signal(response: str) -> Signal:
+    """Extract M's reasoning signal from its decoded response (see the module docstring for the rule).
+
+    Cases, with ``a``, ``b`` any text:
+
+    - ``"<think>a</think>b"`` → ``a`` (THINK_BLOCK); text before ``<think>`` and after ``</think>`` is dropped.
+    - ``"<think>a</think>b<think>c</think>"`` → ``a``: only the first block is reasoning before the answer.
+    - ``"a</think>b"`` → ``a`` (CLOSE_ONLY): Qwen3's thinking prompt already holds ``<think>``.
+    - ``"<think>a"`` → ``a`` (UNCLOSED): cut off while thinking; what M thought so far is the signal.
+    - ``"a"`` → ``a`` (NO_THINK); ``""`` / whitespace → ``""`` (EMPTY).
+
+    Stray ``<think>`` tags inside the reasoning are removed; the signal is stripped of surrounding whitespace.
+    """
+    if not response.strip():
+        return Signal("", SignalCase.EMPTY)
+    end = response.find(THINK_END)
+    reasoning = response if end < 0 else response[:end]
+    start = reasoning.find(THINK_START)
+    if start >= 0:
+        reasoning = reasoning[start + len(THINK_START) :].replace(THINK_START, "")
+    if end >= 0:
+        case = SignalCase.THINK_BLOCK if start >= 0 else SignalCase.CLOSE_ONLY
+    else:
+        case = SignalCase.UNCLOSED if start >= 0 else SignalCase.NO_THINK
+    return Signal(reasoning.strip(), case)
+
+
+def thinking_token_count(response_ids: Sequence[int], think_end_id: int) -> int:
+    """Tokens M spent thinking: up to and including the first ``</think>``, or all of them if it never closed.
+
+    Consistent with ``extract_signal``: the thinking block ends at the first ``</think>``, and a response
+    without one is all thinking (truncated). Pass only the valid (unpadded) response ids.
+    """
+    for position, token in enumerate(response_ids):
+        if token == think_end_id:
+            return position + 1
+    return len(response_ids)

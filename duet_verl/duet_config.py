@@ -1,0 +1,149 @@
+"""The ``duet:`` config section as named fields, per-model views of the config, and start-up validation.
+
+verl reads ``config.actor_rollout_ref`` everywhere (workers, agent loop, server manager, reward loop) and its
+yaml interpolations are absolute (``${actor_rollout_ref.model.path}``). Each model therefore gets its own view
+of the whole *unresolved* config whose ``actor_rollout_ref`` is that model's block, resolved afterwards, so
+m's interpolations point at m's own keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+LARGE, SMALL = "large", "small"
+SMALL_BLOCK = "small_actor_rollout_ref"
+SCHEDULES = ("constant", "adaptive")
+MARGINAL_UTILITY = ("off", "per_signal", "per_prompt")
+TEMPLATES = ("paper", "chat_think")
+LENGTH_MEASURES = ("response", "thinking")
+GROUPINGS = ("question", "signal")
+
+
+class DuetConfigError(ValueError):
+    """An invalid DUET configuration, raised before any worker starts; the message names the keys."""
+
+
+@dataclass(frozen=True)
+class DuetConfig:
+    """``config.duet`` with types; see ``duet_verl/config/duet_trainer.yaml`` for what each key means."""
+
+    length_bound: float
+    lambda_schedule: str
+    lambda_init: float
+    lambda_eta: float
+    lambda_clip_min: float
+    lambda_clip_max: float
+    marginal_utility: str
+    small_rollouts_per_signal: int
+    small_prompt_template: str
+    length_measure: str
+    small_grouping: str
+    train_small: bool
+    small_prompt_length: int
+    val_small_rollouts_per_signal: int
+
+    @classmethod
+    def from_config(cls, config: DictConfig) -> DuetConfig:
+        duet = config.duet
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(duet) - known)
+        if unknown:
+            raise DuetConfigError(f"unknown keys under duet: {unknown}; known: {sorted(known)}")
+        values = {name: duet[name] for name in known}
+        if values["small_prompt_length"] is None:
+            values["small_prompt_length"] = config.data.max_prompt_length + config.data.max_response_length
+        return cls(**values)
+
+    @property
+    def needs_baseline(self) -> bool:
+        return self.marginal_utility != "off"
+
+
+def _require(condition: bool, message: str, problems: list[str]) -> None:
+    if not condition:
+        problems.append(message)
+
+
+def validate(config: DictConfig, duet: DuetConfig) -> None:
+    """Fail fast, naming the keys, on combinations that would break hours into a run."""
+    problems: list[str] = []
+    choices = {
+        "duet.lambda_schedule": (duet.lambda_schedule, SCHEDULES),
+        "duet.marginal_utility": (duet.marginal_utility, MARGINAL_UTILITY),
+        "duet.small_prompt_template": (duet.small_prompt_template, TEMPLATES),
+        "duet.length_measure": (duet.length_measure, LENGTH_MEASURES),
+        "duet.small_grouping": (duet.small_grouping, GROUPINGS),
+    }
+    for key, (value, allowed) in choices.items():
+        _require(value in allowed, f"{key}={value!r} is not one of {list(allowed)}", problems)
+    _require(duet.length_bound > 0, f"duet.length_bound={duet.length_bound} must be > 0", problems)
+    _require(
+        0.0 <= duet.lambda_clip_min <= duet.lambda_clip_max,
+        f"duet.lambda_clip_min={duet.lambda_clip_min} / lambda_clip_max={duet.lambda_clip_max} must satisfy "
+        "0 <= min <= max",
+        problems,
+    )
+    _require(duet.small_rollouts_per_signal >= 1, "duet.small_rollouts_per_signal must be >= 1", problems)
+    _require(duet.val_small_rollouts_per_signal >= 1, "duet.val_small_rollouts_per_signal must be >= 1", problems)
+    large_needed = config.data.max_prompt_length + config.data.max_response_length
+    _require(
+        duet.small_prompt_length >= large_needed,
+        f"duet.small_prompt_length={duet.small_prompt_length} is smaller than M's prompt + response "
+        f"(data.max_prompt_length + data.max_response_length = {large_needed}): m could not see whole signals",
+        problems,
+    )
+    _require(config.algorithm.adv_estimator == "grpo", "algorithm.adv_estimator must be grpo for DUET", problems)
+    small = config[SMALL_BLOCK]
+    _require(small.model.get("path") is not None, f"{SMALL_BLOCK}.model.path is required (the small model m)", problems)
+
+    n = config.actor_rollout_ref.rollout.n
+    batch = config.data.train_batch_size
+    for block, rows_per_question in (("actor_rollout_ref", n), (SMALL_BLOCK, n * duet.small_rollouts_per_signal)):
+        mini = config[block].actor.ppo_mini_batch_size
+        _require(
+            batch % mini == 0,
+            f"data.train_batch_size={batch} must be divisible by {block}.actor.ppo_mini_batch_size={mini}",
+            problems,
+        )
+        world = config.trainer.n_gpus_per_node * config.trainer.nnodes
+        _require(
+            (mini * rows_per_question) % world == 0,
+            f"{block}.actor.ppo_mini_batch_size={mini} x {rows_per_question} rows per question must be divisible "
+            f"by the number of GPUs (trainer.n_gpus_per_node x trainer.nnodes = {world})",
+            problems,
+        )
+    if problems:
+        raise DuetConfigError("invalid DUET config:\n- " + "\n- ".join(problems))
+
+
+def build_model_views(config: DictConfig, duet: DuetConfig) -> dict[str, DictConfig]:
+    """One resolved config per model, each with ``actor_rollout_ref`` = that model's block.
+
+    The views also carry what DUET fixes for each model: server tags (two models' rollout servers in one job),
+    m's prompt length (its prompt budget) and m's ``rollout.n`` (answers per question, for mini-batch sizes).
+    m has no reference model and inherits M's rollout backend name when it sets none.
+    """
+    large_view = OmegaConf.masked_copy(config, [k for k in config if k != SMALL_BLOCK])
+    small_view = OmegaConf.masked_copy(config, [k for k in config if k not in ("actor_rollout_ref", SMALL_BLOCK)])
+    with open_dict(small_view):
+        small_view.actor_rollout_ref = OmegaConf.create(OmegaConf.to_container(config[SMALL_BLOCK], resolve=False))
+    large_view = OmegaConf.create(OmegaConf.to_container(large_view, resolve=False))
+    small_view = OmegaConf.create(OmegaConf.to_container(small_view, resolve=False))
+    for view, tag in ((large_view, LARGE), (small_view, SMALL)):
+        rollout = view.actor_rollout_ref.rollout
+        with open_dict(rollout):
+            rollout.custom = {**(rollout.get("custom") or {}), "server_tag": tag}
+    small_rollout = small_view.actor_rollout_ref.rollout
+    with open_dict(small_rollout):
+        if small_rollout.get("name") is None:
+            small_rollout.name = config.actor_rollout_ref.rollout.name
+        small_rollout.prompt_length = duet.small_prompt_length
+        small_rollout.n = config.actor_rollout_ref.rollout.n * duet.small_rollouts_per_signal
+    with open_dict(small_view):
+        small_view.algorithm.use_kl_in_reward = False
+        small_view.actor_rollout_ref.actor.use_kl_loss = False
+    for view in (large_view, small_view):
+        OmegaConf.resolve(view)
+    return {LARGE: large_view, SMALL: small_view}

@@ -1,0 +1,87 @@
+"""Entry point: ``python -m duet_verl.main [hydra overrides]`` (config: ``duet_verl/config/duet_trainer.yaml``).
+
+The DUET config is validated before Ray or any worker starts; the run itself happens in a Ray task runner,
+as in verl's ``main_ppo``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from importlib import resources
+
+import hydra
+import ray
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from duet_verl.duet_config import LARGE, SMALL, SMALL_BLOCK, DuetConfig, build_model_views, validate
+
+
+@hydra.main(config_path="config", config_name="duet_trainer", version_base=None)
+def main(config: DictConfig) -> None:
+    run_duet(config)
+
+
+def run_duet(config: DictConfig) -> None:
+    duet = DuetConfig.from_config(config)
+    validate(config, duet)
+    agent_loops = str(resources.files("duet_verl.config").joinpath("agent_loops.yaml"))
+    with open_dict(config):
+        config[SMALL_BLOCK].rollout.agent.agent_loop_config_path = agent_loops
+    views = build_model_views(config, duet)
+    if not ray.is_initialized():
+        from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
+
+        ray_init = config.ray_kwargs.get("ray_init", {})
+        runtime_env = OmegaConf.merge(get_ppo_ray_runtime_env(config), ray_init.get("runtime_env", {}))
+        ray.init(**OmegaConf.to_container(OmegaConf.create({**ray_init, "runtime_env": runtime_env})))
+    ray.get(DuetTaskRunner.remote().run.remote(views[LARGE], views[SMALL], duet))
+
+
+@ray.remote(num_cpus=1)
+class DuetTaskRunner:
+    """Builds datasets, tokenizers and the trainer on a Ray worker (verl's TaskRunner pattern)."""
+
+    def run(self, large_config: DictConfig, small_config: DictConfig, duet: DuetConfig) -> None:
+        from verl.single_controller.ray import RayWorkerGroup
+        from verl.trainer.ppo.ray_trainer import ResourcePoolManager, Role
+        from verl.trainer.ppo.utils import create_rl_dataset, create_rl_sampler
+        from verl.utils.config import omega_conf_to_dataclass
+        from verl.utils.dataset.rl_dataset import collate_fn
+        from verl.workers.config import HFModelConfig
+        from verl.workers.engine_workers import ActorRolloutRefWorker
+
+        from duet_verl.trainer import DuetTrainer
+
+        print(f"DuetTaskRunner on {socket.gethostname()}, pid {os.getpid()}", flush=True)
+        large_model: HFModelConfig = omega_conf_to_dataclass(large_config.actor_rollout_ref.model)
+        small_model: HFModelConfig = omega_conf_to_dataclass(small_config.actor_rollout_ref.model)
+        data = large_config.data
+        train_dataset = create_rl_dataset(data.train_files, data, large_model.tokenizer, None, is_train=True)
+        val_dataset = create_rl_dataset(data.val_files, data, large_model.tokenizer, None, is_train=False)
+        trainer_cfg = large_config.trainer
+        pool = "global_pool"
+        trainer = DuetTrainer(
+            config=large_config,
+            small_config=small_config,
+            duet=duet,
+            small_tokenizer=small_model.tokenizer,
+            tokenizer=large_model.tokenizer,
+            processor=None,
+            role_worker_mapping={Role.ActorRolloutRef: ray.remote(ActorRolloutRefWorker)},
+            resource_pool_manager=ResourcePoolManager(
+                resource_pool_spec={pool: [trainer_cfg.n_gpus_per_node] * trainer_cfg.nnodes},
+                mapping={Role.ActorRolloutRef: pool},
+            ),
+            ray_worker_group_cls=RayWorkerGroup,
+            train_dataset=train_dataset,
+            val_dataset=val_dataset,
+            collate_fn=collate_fn,
+            train_sampler=create_rl_sampler(data, train_dataset),
+        )
+        trainer.init_workers()
+        trainer.fit()
+
+
+if __name__ == "__main__":
+    main()

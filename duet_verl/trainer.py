@@ -1,0 +1,556 @@
+"""DUET joint training on verl 0.9.1: M writes a signal, m answers from it, both trained with GRPO.
+
+``DuetTrainer`` extends verl's synchronous ``RayPPOTrainer`` (dataloaders, checkpoint helpers and the per-model
+RPC wrappers ``_compute_old_log_prob`` / ``_compute_ref_log_prob`` / ``_update_actor`` are verl's) and overrides
+what changes with two models:
+
+- ``init_workers``: both models' ``ActorRolloutRefWorker`` s in one fused worker group on one resource pool
+  (one Ray actor per GPU holding both), each with its own tagged rollout servers, agent loop and weight-sync
+  manager; one reward loop (m's tokenizer) scores m's answers.
+- ``fit``: one DUET step is sync M → generate M → sleep M → sync m → generate m (guided, then baseline) →
+  sleep m → rewards → update m → update M → λ update. At most one rollout engine is awake at a time.
+- ``_validate``, ``_save_checkpoint``, ``_load_checkpoint``: the same chain without length penalty, and
+  checkpoints holding both models, λ and the dataloader, published only when complete.
+
+Rows of M and m are linked by explicit ids (``large_row``), never by position.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from pprint import pprint
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from tqdm import tqdm
+from verl import DataProto
+from verl.single_controller.ray import RayClassWithInitArgs
+from verl.single_controller.ray.base import create_colocated_worker_cls
+from verl.trainer.ppo.metric_utils import compute_data_metrics
+from verl.trainer.ppo.ray_trainer import (
+    RayPPOTrainer,
+    Role,
+    apply_kl_penalty,
+    compute_advantage,
+    compute_response_mask,
+)
+from verl.utils.config import omega_conf_to_dataclass
+from verl.utils.debug import marked_timer
+from verl.utils.metric import reduce_metrics
+from verl.workers.engine_workers import ActorRolloutRefWorker
+
+from duet_verl.agent_loop import AGENT_NAME
+from duet_verl.core import (
+    LambdaSchedule,
+    compute_duet_rewards,
+    extract_signal,
+    place_on_last_token,
+    small_group_ids,
+    thinking_token_count,
+)
+from duet_verl.duet_config import LARGE, SMALL, DuetConfig
+
+TRACKER_FILE = "latest_checkpointed_iteration.txt"
+BASELINE_TEMPLATE = "baseline"
+
+
+@dataclass
+class ModelRole:
+    """One model's handles. Carries the attributes verl's ``RayPPOTrainer`` RPC wrappers read from ``self``
+    (``config``, ``actor_rollout_wg``, ...), so the trainer calls those wrappers for m as well as for M."""
+
+    name: str
+    config: DictConfig
+    actor_rollout_wg: Any = None
+    server_manager: Any = None
+    agent_loop: Any = None
+    checkpoint_manager: Any = None
+    distillation_config: Any = None
+    ref_in_actor: bool = False
+
+    @property
+    def ref_policy_wg(self):
+        return self.actor_rollout_wg
+
+    def compute_log_probs(self, batch: DataProto) -> tuple[DataProto, float]:
+        return RayPPOTrainer._compute_old_log_prob(self, batch)
+
+    def compute_ref_log_probs(self, batch: DataProto) -> DataProto:
+        return RayPPOTrainer._compute_ref_log_prob(self, batch)
+
+    def update_actor(self, batch: DataProto) -> dict[str, float]:
+        output = RayPPOTrainer._update_actor(self, batch)
+        return {f"{self.name}/{key}": value for key, value in reduce_metrics(output.meta_info["metrics"]).items()}
+
+
+def _object_array(items: list) -> np.ndarray:
+    array = np.empty(len(items), dtype=object)
+    array[:] = items
+    return array
+
+
+class DuetTrainer(RayPPOTrainer):
+    """verl's PPO trainer driving two models; ``config`` is M's view, ``small_config`` m's."""
+
+    def __init__(self, *, small_config: DictConfig, duet: DuetConfig, small_tokenizer, **kwargs):
+        super().__init__(**kwargs)
+        self.duet = duet
+        self.small_tokenizer = small_tokenizer
+        with open_dict(small_config):
+            small_config.actor_rollout_ref.actor.optim.total_training_steps = self.total_training_steps
+        self.large = ModelRole(LARGE, self.config)
+        self.small = ModelRole(SMALL, small_config)
+        self.lambda_schedule = LambdaSchedule(
+            schedule=duet.lambda_schedule,
+            lambda_init=duet.lambda_init,
+            eta=duet.lambda_eta,
+            length_bound=duet.length_bound,
+            clip_min=duet.lambda_clip_min,
+            clip_max=duet.lambda_clip_max,
+        )
+        self.think_end_id = self.tokenizer.convert_tokens_to_ids("</think>")
+        self._awake: str | None = None
+
+    # ------------------------------------------------------------------ workers
+    def init_workers(self):
+        """Both models in one fused worker group; M's servers are created and put to sleep before m's."""
+        from verl.checkpoint_engine import CheckpointEngineManager
+        from verl.experimental.agent_loop import AgentLoopManager
+        from verl.experimental.reward_loop import RewardLoopManager
+        from verl.workers.rollout.llm_server import LLMServerManager
+
+        self.resource_pool_manager.create_resource_pool()
+        pool = self.resource_pool_manager.get_resource_pool(Role.ActorRolloutRef)
+        worker_cls = ray.remote(ActorRolloutRefWorker)
+        class_dict = {
+            LARGE: RayClassWithInitArgs(
+                cls=worker_cls, config=self.large.config.actor_rollout_ref, role="actor_rollout_ref"
+            ),
+            SMALL: RayClassWithInitArgs(
+                cls=worker_cls, config=self.small.config.actor_rollout_ref, role="actor_rollout"
+            ),
+        }
+        fused = self.ray_worker_group_cls(
+            resource_pool=pool,
+            ray_cls_with_init=create_colocated_worker_cls(class_dict=class_dict),
+            device_name=self.device_name,
+        )
+        worker_groups = fused.spawn(prefix_set=class_dict.keys())
+        for role in (self.large, self.small):
+            role.actor_rollout_wg = worker_groups[role.name]
+            role.actor_rollout_wg.init_model()
+        self.actor_rollout_wg = self.ref_policy_wg = self.large.actor_rollout_wg
+
+        self.reward_loop_manager = RewardLoopManager(config=self.small.config, rm_resource_pool=None)
+        for role in (self.large, self.small):
+            role.server_manager = LLMServerManager.create(
+                config=role.config, worker_group=role.actor_rollout_wg, rollout_resource_pool=pool
+            )
+            role.agent_loop = AgentLoopManager.create(
+                config=role.config,
+                llm_client=role.server_manager.get_client(),
+                reward_loop_worker_handles=self.reward_loop_manager.reward_loop_workers if role is self.small else None,
+            )
+            role.checkpoint_manager = CheckpointEngineManager(
+                config=omega_conf_to_dataclass(role.config.actor_rollout_ref.rollout.checkpoint_engine),
+                actor_wg=role.actor_rollout_wg,
+                replicas=role.server_manager.get_replicas(),
+            )
+            role.checkpoint_manager.sleep_replicas()
+        self.checkpoint_manager = self.large.checkpoint_manager
+
+    def _generate(self, role: ModelRole, batch: DataProto, timing: dict, timer: str, sleep_after: bool = True):
+        """Sync ``role``'s weights into its (sleeping) rollout engine, generate, and put it back to sleep."""
+        if self._awake not in (None, role.name):
+            raise RuntimeError(f"rollout engine {self._awake} is still awake while waking {role.name}")
+        if self._awake is None:
+            with marked_timer(f"sync_weights_{role.name}", timing):
+                role.checkpoint_manager.update_weights(self.global_steps)
+            self._awake = role.name
+            print(f"[duet] rollout engine awake: {role.name}", flush=True)
+        with marked_timer(timer, timing):
+            output = role.agent_loop.generate_sequences(batch)
+        output.meta_info.pop("timing", None)
+        if sleep_after:
+            role.checkpoint_manager.sleep_replicas()
+            self._awake = None
+            print(f"[duet] rollout engine asleep: {role.name}", flush=True)
+        return output
+
+    # ------------------------------------------------------------------ building m's batch
+    def _signals(self, large_batch: DataProto) -> list:
+        responses = large_batch.batch["responses"]
+        lengths = large_batch.batch["response_mask"].sum(-1).tolist()
+        texts = self.tokenizer.batch_decode(
+            [ids[:length] for ids, length in zip(responses.tolist(), lengths, strict=True)], skip_special_tokens=True
+        )
+        return [extract_signal(text) for text in texts]
+
+    @staticmethod
+    def _question(row_extra_info: dict, raw_prompt) -> str:
+        question = (row_extra_info or {}).get("question")
+        if question:
+            return str(question)
+        users = [m["content"] for m in raw_prompt if m.get("role") == "user"]
+        if not users:
+            raise ValueError("a row has neither extra_info.question nor a user message to show the small model")
+        return str(users[-1])
+
+    def _small_rows(self, large_batch: DataProto, signals, k: int, template: str, per_question: bool) -> DataProto:
+        """k m rows per M row (guided and per-signal baseline) or per question (per-prompt baseline)."""
+        nt = large_batch.non_tensor_batch
+        rows = defaultdict(list)
+        seen_questions = set()
+        for i in range(len(large_batch)):
+            if per_question:
+                if nt["uid"][i] in seen_questions:
+                    continue
+                seen_questions.add(nt["uid"][i])
+            question = self._question(nt["extra_info"][i], nt["raw_prompt"][i])
+            for _ in range(k):
+                rows["large_row"].append(-1 if per_question else int(nt["large_row"][i]))
+                rows["question_uid"].append(nt["uid"][i])
+                rows["question"].append(question)
+                rows["signal"].append(None if template == BASELINE_TEMPLATE else signals[i].text)
+                rows["template"].append(template)
+                rows["raw_prompt"].append([{"role": "user", "content": question}])
+                rows["agent_name"].append(AGENT_NAME)
+                for key in ("data_source", "reward_model", "extra_info"):
+                    rows[key].append(nt[key][i])
+        return DataProto(non_tensor_batch={key: _object_array(values) for key, values in rows.items()})
+
+    def _generate_small(self, small_rows: DataProto, timing: dict, timer: str, validate: bool, sleep_after: bool):
+        small_rows.meta_info.update({"global_steps": self.global_steps, "validate": validate})
+        batch = self._generate(self.small, small_rows, timing, timer, sleep_after=sleep_after)
+        batch.non_tensor_batch.update(small_rows.non_tensor_batch)  # m's rows carry no tensors to union
+        batch.batch["response_mask"] = compute_response_mask(batch)
+        return batch
+
+    # ------------------------------------------------------------------ one training step
+    def _duet_step(self, batch_dict: dict, metrics: dict, timing: dict) -> None:
+        n = self.config.actor_rollout_ref.rollout.n
+        k = self.duet.small_rollouts_per_signal
+        batch = DataProto.from_single_dict(batch_dict)
+        batch.non_tensor_batch["uid"] = _object_array([str(uuid.uuid4()) for _ in range(len(batch))])
+        gen_batch = self._get_gen_batch(batch)
+        gen_batch.meta_info["global_steps"] = self.global_steps
+        gen_output = self._generate(self.large, gen_batch.repeat(repeat_times=n, interleave=True), timing, "gen_large")
+        large = batch.repeat(repeat_times=n, interleave=True).union(gen_output)
+        large.batch["response_mask"] = compute_response_mask(large)
+        large.non_tensor_batch["large_row"] = np.arange(len(large))
+        large.non_tensor_batch["raw_prompt"] = gen_batch.repeat(repeat_times=n, interleave=True).non_tensor_batch[
+            "raw_prompt"
+        ]
+
+        signals = self._signals(large)
+        template = self.duet.small_prompt_template
+        guided = self._generate_small(
+            self._small_rows(large, signals, k, template, per_question=False),
+            timing,
+            "gen_small",
+            validate=False,
+            sleep_after=not self.duet.needs_baseline,
+        )
+        baseline = None
+        if self.duet.needs_baseline:
+            per_question = self.duet.marginal_utility == "per_prompt"
+            baseline = self._generate_small(
+                self._small_rows(large, signals, k, BASELINE_TEMPLATE, per_question), timing, "gen_baseline",
+                validate=False, sleep_after=True,
+            )  # fmt: skip
+
+        with marked_timer("duet_rewards", timing):
+            lam = self.lambda_schedule.value
+            lengths = self._large_lengths(large)
+            question_index = {uid: i for i, uid in enumerate(dict.fromkeys(large.non_tensor_batch["uid"]))}
+            rewards = compute_duet_rewards(
+                small_scores=guided.batch["rm_scores"].sum(-1).numpy(),
+                small_parent=guided.non_tensor_batch["large_row"].astype(np.int64),
+                num_large=len(large),
+                large_lengths=lengths,
+                lam=lam,
+                length_bound=self.duet.length_bound,
+                marginal_utility=self.duet.marginal_utility,
+                baseline_scores=None if baseline is None else baseline.batch["rm_scores"].sum(-1).numpy(),
+                baseline_parent=None if baseline is None else self._baseline_parent(baseline, question_index),
+                large_question=np.array([question_index[u] for u in large.non_tensor_batch["uid"]], dtype=np.int64),
+            )
+            large_ids = large.non_tensor_batch["large_row"].astype(np.int64)
+            large.batch["token_level_scores"] = place_on_last_token(
+                torch.as_tensor(rewards.R_M[large_ids], dtype=torch.float32), large.batch["response_mask"]
+            )
+            guided.batch["token_level_scores"] = guided.batch["rm_scores"]
+            guided.batch["token_level_rewards"] = guided.batch["rm_scores"]
+            guided.non_tensor_batch["uid"] = _object_array(
+                small_group_ids(
+                    guided.non_tensor_batch["question_uid"],
+                    guided.non_tensor_batch["large_row"],
+                    self.duet.small_grouping,
+                )
+            )
+        metrics.update(self._duet_metrics(large, guided, signals, lengths, rewards, lam))
+        self._dump_samples(large, guided, signals, lengths, rewards, lam)
+        self.lambda_schedule.update(float(lengths.mean()))
+
+        for role, role_batch in ((self.large, large), (self.small, guided)):
+            if self.config.trainer.balance_batch:
+                self._balance_batch(role_batch, metrics=metrics, logging_prefix=f"{role.name}/global_seqlen")
+            role_batch.meta_info["global_token_num"] = torch.sum(role_batch.batch["attention_mask"], dim=-1).tolist()
+            role_batch.meta_info["images_seqlens"] = []
+            role_batch.meta_info["temperature"] = role.config.actor_rollout_ref.rollout.temperature
+            with marked_timer(f"old_log_prob_{role.name}", timing):
+                old_log_prob, _ = role.compute_log_probs(role_batch)
+                old_log_prob.batch.pop("entropys")
+                role_batch.union(old_log_prob)
+        with marked_timer("ref_large", timing):
+            large.union(self.large.compute_ref_log_probs(large))
+        large, kl_metrics = apply_kl_penalty(
+            large, kl_ctrl=self.kl_ctrl_in_reward, kl_penalty=self.config.algorithm.kl_penalty
+        )
+        metrics.update({f"large/{key}": value for key, value in kl_metrics.items()})
+        for role, role_batch in ((self.large, large), (self.small, guided)):
+            compute_advantage(
+                role_batch,
+                adv_estimator=self.config.algorithm.adv_estimator,
+                num_repeat=role.config.actor_rollout_ref.rollout.n,
+                norm_adv_by_std_in_grpo=self.config.algorithm.get("norm_adv_by_std_in_grpo", True),
+                config=self.config.algorithm,
+            )
+        if self.duet.train_small:
+            with marked_timer("update_small", timing):
+                metrics.update(self.small.update_actor(guided))
+        with marked_timer("update_large", timing):
+            metrics.update(self.large.update_actor(large))
+        metrics.update({f"large/{k}": v for k, v in compute_data_metrics(batch=large, use_critic=False).items()})
+        metrics.update({f"small/{k}": v for k, v in compute_data_metrics(batch=guided, use_critic=False).items()})
+
+    @staticmethod
+    def _baseline_parent(baseline: DataProto, question_index: dict) -> np.ndarray:
+        parents = baseline.non_tensor_batch["large_row"].astype(np.int64)
+        if (parents >= 0).all():
+            return parents
+        return np.array([question_index[u] for u in baseline.non_tensor_batch["question_uid"]], dtype=np.int64)
+
+    def _duet_metrics(self, large, guided, signals, lengths, rewards, lam) -> dict[str, float]:
+        response_lengths = large.batch["response_mask"].sum(-1).float()
+        cut = np.array([c or 0 for c in guided.non_tensor_batch.get("signal_tokens_cut", [0] * len(guided))])
+        metrics = {
+            "duet/lambda": lam,
+            "duet/r_Mm": float(np.mean(rewards.r_Mm)),
+            "duet/reward_large_mean": float(np.mean(rewards.R_M)),
+            "duet/length_penalty_mean": float(np.mean(rewards.length_penalty)),
+            "duet/penalised_length_mean": float(lengths.mean()),
+            "duet/large_response_length_mean": float(response_lengths.mean()),
+            "duet/large_response_length_max": float(response_lengths.max()),
+            "duet/large_thinking_length_mean": float(np.mean(self._thinking_lengths(large))),
+            "duet/small_response_length_mean": float(guided.batch["response_mask"].sum(-1).float().mean()),
+            "duet/small_accuracy": float(guided.batch["rm_scores"].sum(-1).mean()),
+            "duet/large_truncated_fraction": float(
+                (response_lengths >= large.batch["responses"].shape[-1]).float().mean()
+            ),
+            "duet/large_no_think_end_fraction": float(
+                np.mean([s.case.value not in ("think_block", "close_only") for s in signals])
+            ),
+            "duet/signal_shortened_fraction": float(np.mean(cut > 0)),
+        }
+        if rewards.r_m is not None:
+            metrics["duet/r_m"] = float(np.mean(rewards.r_m))
+        return metrics
+
+    def _dump_samples(self, large, guided, signals, lengths, rewards, lam) -> None:
+        """With ``trainer.rollout_data_dir`` set, write every m answer with the M response it read (JSONL)."""
+        out_dir = self.config.trainer.get("rollout_data_dir")
+        if not out_dir:
+            return
+        decode = self.small_tokenizer.decode
+        large_text = self.tokenizer.batch_decode(large.batch["responses"], skip_special_tokens=True)
+        path = Path(out_dir) / f"duet_step_{self.global_steps}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as f:
+            for j in range(len(guided)):
+                i = int(guided.non_tensor_batch["large_row"][j])
+                prompt_ids = guided.batch["prompts"][j][
+                    guided.batch["attention_mask"][j][: guided.batch["prompts"].shape[-1]].bool()
+                ]
+                record = {
+                    "step": self.global_steps,
+                    "lambda": lam,
+                    "large_row": i,
+                    "question": guided.non_tensor_batch["question"][j],
+                    "large_response": large_text[i],
+                    "signal": signals[i].text,
+                    "signal_case": signals[i].case.value,
+                    "large_length": float(lengths[i]),
+                    "small_prompt": decode(prompt_ids.tolist(), skip_special_tokens=False),
+                    "small_response": decode(
+                        guided.batch["responses"][j][guided.batch["response_mask"][j].bool()].tolist()
+                    ),
+                    "small_score": float(guided.batch["rm_scores"][j].sum()),
+                    "baseline_score": None if rewards.r_m is None else float(rewards.r_m[i]),
+                    "reward_large": float(rewards.R_M[i]),
+                }
+                f.write(json.dumps(record) + "\n")
+
+    def _thinking_lengths(self, large: DataProto) -> np.ndarray:
+        responses = large.batch["responses"].tolist()
+        lengths = large.batch["response_mask"].sum(-1).tolist()
+        return np.array(
+            [thinking_token_count(ids[:n], self.think_end_id) for ids, n in zip(responses, lengths, strict=True)],
+            dtype=np.float64,
+        )
+
+    def _large_lengths(self, large_batch: DataProto) -> np.ndarray:
+        if self.duet.length_measure == "thinking":
+            return self._thinking_lengths(large_batch)
+        return large_batch.batch["response_mask"].sum(-1).numpy().astype(np.float64)
+
+    # ------------------------------------------------------------------ training loop
+    def fit(self):
+        from verl.utils.tracking import Tracking
+
+        tracker = Tracking(
+            project_name=self.config.trainer.project_name,
+            experiment_name=self.config.trainer.experiment_name,
+            default_backend=self.config.trainer.logger,
+            config=OmegaConf.to_container(self.config, resolve=True),
+        )
+        self.global_steps = 0
+        self._load_checkpoint()
+        if self.config.trainer.get("val_before_train", True) or self.config.trainer.get("val_only", False):
+            val_metrics = self._validate()
+            pprint(f"Initial validation metrics: {val_metrics}")
+            tracker.log(data=val_metrics, step=self.global_steps)
+            if self.config.trainer.get("val_only", False):
+                return
+        if self.global_steps >= self.total_training_steps:
+            print(f"[duet] nothing to do: resumed at step {self.global_steps} of {self.total_training_steps}")
+            return
+        progress = tqdm(total=self.total_training_steps, initial=self.global_steps, desc="DUET training")
+        start_epoch = self.global_steps // len(self.train_dataloader)
+        for epoch in range(start_epoch, self.config.trainer.total_epochs):
+            for batch_dict in self.train_dataloader:
+                self.global_steps += 1
+                metrics: dict[str, Any] = {"training/global_step": self.global_steps, "training/epoch": epoch}
+                timing: dict[str, float] = {}
+                is_last_step = self.global_steps >= self.total_training_steps
+                with marked_timer("step", timing):
+                    self._duet_step(batch_dict, metrics, timing)
+                save_freq = self.config.trainer.save_freq
+                if save_freq > 0 and (is_last_step or self.global_steps % save_freq == 0):
+                    with marked_timer("save_checkpoint", timing):
+                        self._save_checkpoint()
+                test_freq = self.config.trainer.test_freq
+                if test_freq > 0 and (is_last_step or self.global_steps % test_freq == 0):
+                    with marked_timer("testing", timing):
+                        metrics.update(self._validate())
+                metrics.update({f"timing_s/{name}": seconds for name, seconds in timing.items()})
+                tracker.log(data=metrics, step=self.global_steps)
+                progress.update(1)
+                if is_last_step:
+                    progress.close()
+                    return
+        progress.close()
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self) -> dict[str, float]:
+        """The DUET chain with validation sampling and no length penalty, reported per data_source."""
+        per_source: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        timing: dict[str, float] = {}
+        k = self.duet.val_small_rollouts_per_signal
+        for batch_dict in self.val_dataloader:
+            batch = DataProto.from_single_dict(batch_dict)
+            batch.non_tensor_batch["uid"] = _object_array([str(uuid.uuid4()) for _ in range(len(batch))])
+            n = self.config.actor_rollout_ref.rollout.val_kwargs.n
+            gen_batch = self._get_gen_batch(batch).repeat(repeat_times=n, interleave=True)
+            gen_batch.meta_info.update({"global_steps": self.global_steps, "validate": True})
+            large = batch.repeat(repeat_times=n, interleave=True).union(
+                self._generate(self.large, gen_batch, timing, "val_gen_large")
+            )
+            large.batch["response_mask"] = compute_response_mask(large)
+            large.non_tensor_batch["large_row"] = np.arange(len(large))
+            large.non_tensor_batch["raw_prompt"] = gen_batch.non_tensor_batch["raw_prompt"]
+            signals = self._signals(large)
+            small_rows = self._small_rows(large, signals, k, self.duet.small_prompt_template, per_question=False)
+            small = self._generate_small(small_rows, timing, "val_gen_small", validate=True, sleep_after=True)
+            scores = small.batch["rm_scores"].sum(-1).numpy()
+            parents = small.non_tensor_batch["large_row"].astype(np.int64)
+            large_tokens = large.batch["response_mask"].sum(-1).numpy()
+            thinking_tokens = self._thinking_lengths(large)
+            small_tokens = small.batch["response_mask"].sum(-1).numpy()
+            for i, source in enumerate(large.non_tensor_batch["data_source"]):
+                answers = parents == i
+                per_source[source]["acc"].append(float(scores[answers].mean()))
+                per_source[source]["large_tokens"].append(float(large_tokens[i]))
+                per_source[source]["large_thinking_tokens"].append(float(thinking_tokens[i]))
+                per_source[source]["small_tokens"].append(float(small_tokens[answers].mean()))
+        metrics: dict[str, float] = {}
+        for source, values in per_source.items():
+            means = {name: float(np.mean(v)) for name, v in values.items()}
+            for name, value in means.items():
+                metrics[f"val-duet/{source}/{name}"] = value
+            metrics[f"val-duet/{source}/intelligence_per_1k_tokens"] = means["acc"] / max(
+                means["large_tokens"] / 1000, 1e-9
+            )
+        metrics.update({f"timing_s/{name}": seconds for name, seconds in timing.items()})
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint_root(self) -> Path:
+        return Path(self.config.trainer.default_local_dir).absolute()
+
+    def _save_checkpoint(self) -> None:
+        """Write ``global_step_N/{large,small}/actor``, ``data.pt`` and ``duet_state.json`` into a ``.partial``
+        folder, rename it when everything is on disk, then point the tracker file at it: an interrupted save is
+        never found by resume."""
+        root = self._checkpoint_root()
+        final = root / f"global_step_{self.global_steps}"
+        partial = root / f"global_step_{self.global_steps}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for role in (self.large, self.small):
+            role.actor_rollout_wg.save_checkpoint(str(partial / role.name / "actor"), None, self.global_steps, None)
+        torch.save(self.train_dataloader.state_dict(), partial / "data.pt")
+        state = {"global_step": self.global_steps, "lambda_schedule": self.lambda_schedule.state_dict()}
+        (partial / "duet_state.json").write_text(json.dumps(state, indent=2))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        tracker_tmp = root / f"{TRACKER_FILE}.tmp"
+        tracker_tmp.write_text(str(self.global_steps))
+        os.replace(tracker_tmp, root / TRACKER_FILE)
+        print(f"[duet] saved checkpoint {final}", flush=True)
+
+    def _load_checkpoint(self) -> int:
+        mode = self.config.trainer.resume_mode
+        if mode == "disable":
+            return 0
+        if mode == "resume_path":
+            folder = Path(self.config.trainer.resume_from_path).absolute()
+        else:
+            tracker = self._checkpoint_root() / TRACKER_FILE
+            if not tracker.is_file():
+                print("[duet] no checkpoint found: training from scratch")
+                return 0
+            folder = self._checkpoint_root() / f"global_step_{int(tracker.read_text().strip())}"
+        state_file = folder / "duet_state.json"
+        if not state_file.is_file():
+            raise FileNotFoundError(f"{folder} is not a complete DUET checkpoint (no duet_state.json)")
+        state = json.loads(state_file.read_text())
+        for role in (self.large, self.small):
+            role.actor_rollout_wg.load_checkpoint(str(folder / role.name / "actor"), del_local_after_load=False)
+        self.lambda_schedule.load_state_dict(state["lambda_schedule"])
+        self.global_steps = int(state["global_step"])
+        if self.global_steps % len(self.train_dataloader) != 0:
+            self.train_dataloader.load_state_dict(torch.load(folder / "data.pt", weights_only=False))
+        print(
+            f"[duet] resumed from {folder} at step {self.global_steps}, lambda={self.lambda_schedule.value}", flush=True
+        )
+        return self.global_steps

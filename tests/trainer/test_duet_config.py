@@ -1,0 +1,73 @@
+"""The DUET config: composition from verl's groups, per-model views, and validation before any worker starts."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from duet_verl.duet_config import DuetConfig, DuetConfigError, build_model_views, validate
+
+BASE = [
+    "data.max_prompt_length=64",
+    "data.max_response_length=32",
+    "data.train_batch_size=4",
+    "actor_rollout_ref.model.path=/models/large",
+    "actor_rollout_ref.rollout.name=hf",
+    "actor_rollout_ref.rollout.n=2",
+    "actor_rollout_ref.actor.ppo_mini_batch_size=2",
+    "small_actor_rollout_ref.model.path=/models/small",
+    "small_actor_rollout_ref.actor.ppo_mini_batch_size=2",
+    "trainer.n_gpus_per_node=2",
+    "duet.small_rollouts_per_signal=3",
+]
+
+
+def compose_duet(*overrides: str):
+    with initialize_config_module(config_module="duet_verl.config", version_base=None):
+        return compose(config_name="duet_trainer", overrides=[*BASE, *overrides])
+
+
+def test_each_model_gets_its_own_resolved_view():
+    config = compose_duet("small_actor_rollout_ref.actor.optim.lr=3e-6", "actor_rollout_ref.actor.optim.lr=1e-6")
+    duet = DuetConfig.from_config(config)
+    views = build_model_views(config, duet)
+    large, small = views["large"].actor_rollout_ref, views["small"].actor_rollout_ref
+    assert (large.model.path, small.model.path) == ("/models/large", "/models/small")
+    assert (large.actor.optim.lr, small.actor.optim.lr) == (1e-6, 3e-6)
+    # verl's absolute interpolations resolve inside each model's own block
+    assert large.actor.rollout_n == 2 and small.actor.rollout_n == 2 * 3
+    assert small.rollout.prompt_length == duet.small_prompt_length == 64 + 32
+    assert (large.rollout.custom.server_tag, small.rollout.custom.server_tag) == ("large", "small")
+    assert small.rollout.name == "hf", "m inherits M's rollout backend when it sets none"
+    assert views["large"].algorithm.use_kl_in_reward and not views["small"].algorithm.use_kl_in_reward
+    assert "small_actor_rollout_ref" not in views["large"] and "small_actor_rollout_ref" not in views["small"]
+
+
+@pytest.mark.parametrize(
+    ("override", "named_key"),
+    [
+        ("duet.small_prompt_template=translator", "duet.small_prompt_template"),
+        ("duet.marginal_utility=sometimes", "duet.marginal_utility"),
+        ("duet.small_prompt_length=50", "duet.small_prompt_length"),
+        ("data.train_batch_size=3", "data.train_batch_size"),
+        ("small_actor_rollout_ref.actor.ppo_mini_batch_size=3", "small_actor_rollout_ref.actor.ppo_mini_batch_size"),
+        ("duet.length_bound=0", "duet.length_bound"),
+        ("duet.lambda_clip_max=-1", "duet.lambda_clip_min"),
+        ("small_actor_rollout_ref.model.path=null", "small_actor_rollout_ref.model.path"),
+    ],
+)
+def test_invalid_combinations_fail_naming_the_key(override, named_key):
+    config = compose_duet(override)
+    with pytest.raises(DuetConfigError, match=named_key.replace(".", r"\.")):
+        validate(config, DuetConfig.from_config(config))
+
+
+def test_unknown_duet_key_is_rejected():
+    config = compose_duet("+duet.m_flag=true")
+    with pytest.raises(DuetConfigError, match="m_flag"):
+        DuetConfig.from_config(config)
+
+
+def test_valid_config_passes():
+    config = compose_duet()
+    validate(config, DuetConfig.from_config(config))

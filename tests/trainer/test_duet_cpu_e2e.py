@@ -1,0 +1,184 @@
+"""DUET end to end on CPU through the real verl stack (fused worker group, FSDP2, agent loops, reward loop, hf rollout).
+
+Runs of ``recipes/run_duet_cpu_tiny.sh`` (the README's CPU quickstart) in subprocesses, shared by the asserts:
+- the main run: 3 steps, n=2, k=2, adaptive λ, per-signal marginal utility, checkpoints at steps 2 and 3;
+- an interrupted run killed during step 3 (after step 2's checkpoint), plus a half-written step-3 folder,
+  then resumed with ``trainer.resume_mode=auto``;
+- a run with m frozen.
+The tiny models are random, so m is scored with the shaped tiny reward (``duet_verl.testing.tiny.compute_score``)
+to give GRPO non-constant rewards; the DUET reward formula is checked exactly all the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from duet_verl.testing.console import parse_step_metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+
+RECIPE = ROOT / "recipes" / "run_duet_cpu_tiny.sh"
+SAVE_HF = [
+    "actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]",
+    "small_actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]",
+]
+
+
+def duet_command(tiny_dir: Path, out_dir: Path, *overrides: str) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, "TINY_DIR": str(tiny_dir), "OUT_DIR": str(out_dir)}
+    return ["bash", str(RECIPE), *overrides], env
+
+
+def run_duet(tiny_dir: Path, out_dir: Path, *overrides: str) -> tuple[int, str, float]:
+    command, env = duet_command(tiny_dir, out_dir, *overrides)
+    start = time.perf_counter()
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
+    return proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - start
+
+
+def hf_weights(folder: Path) -> dict:
+    return load_file(str(next(folder.glob("*.safetensors"))))
+
+
+def weights_differ(a: dict, b: dict) -> bool:
+    assert a.keys() == b.keys()
+    return any(not (a[k] == b[k]).all() for k in a)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tiny_assets) -> Path:
+    return tiny_assets["tokenizer"].parent
+
+
+@pytest.fixture(scope="module")
+def main_run(tiny_dir, tmp_path_factory, record_wall_time):
+    out = tmp_path_factory.mktemp("duet_main")
+    rc, output, seconds = run_duet(
+        tiny_dir, out, "trainer.save_freq=2", f"trainer.rollout_data_dir={out}/samples", *SAVE_HF
+    )
+    record_wall_time("DUET 3 steps + validation + 2 checkpoints (CPU)", seconds)
+    assert rc == 0, output[-8000:]
+    return out, output, parse_step_metrics(output)
+
+
+def test_three_steps_with_duet_metrics(main_run):
+    _, output, metrics = main_run
+    assert sorted(metrics) == [1, 2, 3]
+    for step, values in metrics.items():
+        for key in ("duet/lambda", "duet/r_Mm", "duet/r_m", "duet/small_accuracy", "duet/large_response_length_mean",
+                    "large/actor/pg_loss", "small/actor/pg_loss", "timing_s/gen_large", "timing_s/gen_small",
+                    "timing_s/gen_baseline", "timing_s/update_large", "timing_s/update_small"):  # fmt: skip
+            assert key in values, (step, key)
+        assert np.isfinite(values["large/actor/pg_loss"]) and np.isfinite(values["small/actor/pg_loss"])
+    assert any(key.startswith("val-duet/tiny_math/acc") for key in metrics[3])
+    assert "val-duet/tiny_math/intelligence_per_1k_tokens" in metrics[3]
+
+
+def test_only_one_rollout_engine_awake_at_a_time(main_run):
+    _, output, _ = main_run
+    events = [line.split("[duet] rollout engine ")[1].strip() for line in output.splitlines()
+              if "[duet] rollout engine " in line]  # fmt: skip
+    assert events, "no engine wake/sleep events logged"
+    awake = None
+    for event in events:
+        state, name = event.split(": ")
+        if state == "awake":
+            assert awake is None, f"{name} woke while {awake} was awake"
+            awake = name
+        else:
+            assert awake == name
+            awake = None
+    per_step = events.count("awake: large"), events.count("awake: small")
+    assert per_step[0] >= 3 and per_step[1] >= 3
+
+
+def test_small_prompts_carry_question_and_decoded_signal(main_run):
+    out, _, _ = main_run
+    records = [json.loads(line) for line in (out / "samples" / "duet_step_1.jsonl").read_text().splitlines()]
+    assert len(records) == 2 * 2 * 2  # questions x n x k
+    for record in records:
+        assert record["question"] in record["small_prompt"]
+        assert record["signal"] in record["small_prompt"]
+        assert record["small_prompt"].startswith("user\n") and record["small_prompt"].endswith("\n</think>")
+        assert record["signal"].strip() == "" or record["signal"].strip() in record["large_response"]
+
+
+def test_large_rewards_follow_the_duet_formula(main_run):
+    out, _, metrics = main_run
+    for step in (1, 2, 3):
+        records = [json.loads(line) for line in (out / "samples" / f"duet_step_{step}.jsonl").read_text().splitlines()]
+        by_row: dict[int, list[dict]] = {}
+        for record in records:
+            by_row.setdefault(record["large_row"], []).append(record)
+        lam = metrics[step]["duet/lambda"]
+        for rows in by_row.values():
+            r_mm = np.mean([r["small_score"] for r in rows])
+            expected = r_mm - rows[0]["baseline_score"] - lam * rows[0]["large_length"] / 16  # duet.length_bound=16
+            assert rows[0]["reward_large"] == pytest.approx(expected, abs=1e-5)
+            assert rows[0]["lambda"] == pytest.approx(lam)
+
+
+def test_lambda_follows_the_adaptive_rule(main_run):
+    _, _, metrics = main_run
+    lam = 0.5  # duet.lambda_init in the recipe
+    for step in (1, 2, 3):
+        assert metrics[step]["duet/lambda"] == pytest.approx(lam, abs=1e-6)
+        lam = min(max(lam + 0.1 * (metrics[step]["duet/penalised_length_mean"] / 16 - 1), 0.0), 1.0)
+
+
+def test_both_models_changed(main_run, tiny_dir):
+    out, _, _ = main_run
+    step = out / "checkpoints" / "global_step_3"
+    assert weights_differ(hf_weights(step / "large" / "actor" / "huggingface"), hf_weights(tiny_dir / "model_large"))
+    assert weights_differ(hf_weights(step / "small" / "actor" / "huggingface"), hf_weights(tiny_dir / "model_small"))
+
+
+def test_interrupted_run_resumes_from_last_complete_checkpoint(tiny_dir, tmp_path_factory, record_wall_time):
+    out = tmp_path_factory.mktemp("duet_resume")
+    command, env = duet_command(tiny_dir, out, "trainer.save_freq=2")
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    first_output = []
+    for line in proc.stdout:
+        first_output.append(line)
+        if "[duet] rollout engine awake: large" in line and any("saved checkpoint" in x for x in first_output):
+            os.killpg(proc.pid, signal.SIGKILL)  # mid-step 3, after step 2's checkpoint was published
+            break
+    proc.wait(timeout=120)
+    subprocess.run(["ray", "stop", "--force"], capture_output=True)
+    checkpoints = out / "checkpoints"
+    saved = json.loads((checkpoints / "global_step_2" / "duet_state.json").read_text())
+    (checkpoints / "global_step_3.partial" / "large").mkdir(parents=True)  # what a crash during a save leaves
+    rc, output, _ = run_duet(tiny_dir, out, "trainer.resume_mode=auto", "trainer.save_freq=2")
+    record_wall_time("DUET kill mid-step 3 + resume (CPU)", time.perf_counter() - start)
+    assert rc == 0, output[-8000:]
+    assert f"resumed from {checkpoints / 'global_step_2'} at step 2" in output
+    metrics = parse_step_metrics(output)
+    assert sorted(metrics) == [3], "the resumed run must continue at step 3 only"
+    assert metrics[3]["duet/lambda"] == pytest.approx(saved["lambda_schedule"]["value"])
+
+
+def test_frozen_small_model_keeps_its_weights(tiny_dir, tmp_path_factory, record_wall_time):
+    out = tmp_path_factory.mktemp("duet_frozen")
+    rc, output, seconds = run_duet(
+        tiny_dir, out, "duet.train_small=False", "trainer.total_training_steps=1", "trainer.test_freq=-1",
+        "trainer.save_freq=1", *SAVE_HF,
+    )  # fmt: skip
+    record_wall_time("DUET 1 step, m frozen (CPU)", seconds)
+    assert rc == 0, output[-8000:]
+    step = out / "checkpoints" / "global_step_1"
+    assert not weights_differ(
+        hf_weights(step / "small" / "actor" / "huggingface"), hf_weights(tiny_dir / "model_small")
+    )
+    assert weights_differ(hf_weights(step / "large" / "actor" / "huggingface"), hf_weights(tiny_dir / "model_large"))
+    assert "small/actor/pg_loss" not in parse_step_metrics(output)[1]
