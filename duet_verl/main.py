@@ -57,8 +57,14 @@ class DuetTaskRunner:
         large_model: HFModelConfig = omega_conf_to_dataclass(large_config.actor_rollout_ref.model)
         small_model: HFModelConfig = omega_conf_to_dataclass(small_config.actor_rollout_ref.model)
         data = large_config.data
-        train_dataset = create_rl_dataset(data.train_files, data, large_model.tokenizer, None, is_train=True)
-        val_dataset = create_rl_dataset(data.val_files, data, large_model.tokenizer, None, is_train=False)
+        train_dataset = create_rl_dataset(
+            data.train_files, data, large_model.tokenizer, None, is_train=True,
+            max_samples=data.get("train_max_samples", -1),
+        )  # fmt: skip
+        val_dataset = create_rl_dataset(
+            data.val_files, data, large_model.tokenizer, None, is_train=False,
+            max_samples=data.get("val_max_samples", -1),
+        )  # fmt: skip
         trainer_cfg = large_config.trainer
         pool = "global_pool"
         trainer = DuetTrainer(

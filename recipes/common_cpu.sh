@@ -43,3 +43,16 @@ cpu_ray_overrides=(
   "reward.num_workers=1"
   "transfer_queue.backend.SimpleStorage.num_data_storage_units=1"  # 8 storage units stalled the v1 trainer on CPU
 )
+
+# The tiny offline data, and M = the tiny "large" model with micro-batches any laptop fits.
+tiny_large_overrides=(
+  "data.train_files=$TINY_DIR/data/train.parquet"
+  "data.val_files=$TINY_DIR/data/test.parquet"
+  data.max_prompt_length=64
+  data.max_response_length=24
+  data.dataloader_num_workers=0
+  "actor_rollout_ref.model.path=$TINY_DIR/model_large"
+  actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2
+  actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2
+  actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2
+)

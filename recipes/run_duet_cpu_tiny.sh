@@ -18,19 +18,11 @@ mapfile -t large_overrides < <(cpu_model_overrides actor_rollout_ref; cpu_ref_ov
 mapfile -t small_overrides < <(cpu_model_overrides small_actor_rollout_ref)
 
 overrides=(
-  "data.train_files=$TINY_DIR/data/train.parquet"
-  "data.val_files=$TINY_DIR/data/test.parquet"
   "data.train_batch_size=$BATCH"
   data.val_batch_size=4
-  data.max_prompt_length=64
-  data.max_response_length=24
-  data.dataloader_num_workers=0
-  "actor_rollout_ref.model.path=$TINY_DIR/model_large"
+  "${tiny_large_overrides[@]}"
   "actor_rollout_ref.actor.optim.lr=$LR"
   "actor_rollout_ref.actor.ppo_mini_batch_size=$BATCH"
-  actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2
-  actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2
-  actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2
   "actor_rollout_ref.rollout.n=$N"
   "small_actor_rollout_ref.model.path=$TINY_DIR/model_small"
   "small_actor_rollout_ref.actor.optim.lr=$LR"

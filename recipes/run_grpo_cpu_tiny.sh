@@ -17,21 +17,13 @@ mapfile -t model_overrides < <(cpu_model_overrides actor_rollout_ref; cpu_ref_ov
 overrides=(
   algorithm.adv_estimator=grpo
   algorithm.use_kl_in_reward=False
-  "data.train_files=$TINY_DIR/data/train.parquet"
-  "data.val_files=$TINY_DIR/data/test.parquet"
   "data.train_batch_size=$BATCH"
-  data.max_prompt_length=64
-  data.max_response_length=24
-  data.dataloader_num_workers=0
-  "actor_rollout_ref.model.path=$TINY_DIR/model_large"
+  "${tiny_large_overrides[@]}"
   "actor_rollout_ref.actor.optim.lr=$LR"
   "actor_rollout_ref.actor.ppo_mini_batch_size=$BATCH"
-  actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2
   actor_rollout_ref.actor.use_kl_loss=True           # reference model with KL, in the loss
   actor_rollout_ref.actor.kl_loss_coef=0.001
   actor_rollout_ref.actor.kl_loss_type=low_var_kl
-  actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2
-  actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2
   "actor_rollout_ref.rollout.n=$N"
   actor_rollout_ref.rollout.val_kwargs.do_sample=False
   "${model_overrides[@]}"

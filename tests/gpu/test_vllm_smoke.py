@@ -1,0 +1,31 @@
+"""The vLLM path end to end on one GPU (skipped without CUDA and vllm): ``tests/gpu/smoke_duet_vllm.sh``.
+
+Run on a GPU node with ``python -m pytest tests/gpu -s``; set LARGE_MODEL / SMALL_MODEL / DATA_DIR as the script
+says. CI has no GPU, so this never runs there.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from duet_verl.testing.console import parse_step_metrics
+
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available() or importlib.util.find_spec("vllm") is None,
+    reason="needs a CUDA GPU and vllm (pip install -e '.[gpu]')",
+)
+
+
+def test_one_duet_step_on_vllm():
+    script = Path(__file__).with_name("smoke_duet_vllm.sh")
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=3600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-8000:]
+    metrics = parse_step_metrics(output)[1]
+    assert "duet/r_Mm" in metrics and "large/actor/pg_loss" in metrics and "small/actor/pg_loss" in metrics
+    assert "[duet] rollout engine awake: small" in output
