@@ -12,13 +12,12 @@ from dataclasses import dataclass, fields
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from duet_verl.core import GROUPINGS, LENGTH_MEASURES, MARGINAL_UTILITY_MODES, SCHEDULES, TEMPLATES
+
 LARGE, SMALL = "large", "small"
 SMALL_BLOCK = "small_actor_rollout_ref"
-SCHEDULES = ("constant", "adaptive")
-MARGINAL_UTILITY = ("off", "per_signal", "per_prompt")
-TEMPLATES = ("paper", "chat_think")
-LENGTH_MEASURES = ("response", "thinking")
-GROUPINGS = ("question", "signal")
+BASELINE_TEMPLATE = "baseline"
+GUIDED_TEMPLATES = tuple(t for t in TEMPLATES if t != BASELINE_TEMPLATE)  # what duet.small_prompt_template may be
 
 
 class DuetConfigError(ValueError):
@@ -71,8 +70,8 @@ def validate(config: DictConfig, duet: DuetConfig) -> None:
     problems: list[str] = []
     choices = {
         "duet.lambda_schedule": (duet.lambda_schedule, SCHEDULES),
-        "duet.marginal_utility": (duet.marginal_utility, MARGINAL_UTILITY),
-        "duet.small_prompt_template": (duet.small_prompt_template, TEMPLATES),
+        "duet.marginal_utility": (duet.marginal_utility, MARGINAL_UTILITY_MODES),
+        "duet.small_prompt_template": (duet.small_prompt_template, GUIDED_TEMPLATES),
         "duet.length_measure": (duet.length_measure, LENGTH_MEASURES),
         "duet.small_grouping": (duet.small_grouping, GROUPINGS),
     }

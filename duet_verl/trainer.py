@@ -54,13 +54,13 @@ from duet_verl.core import (
     compute_duet_rewards,
     extract_signal,
     place_on_last_token,
+    response_lengths,
     small_group_ids,
-    thinking_token_count,
+    thinking_lengths,
 )
-from duet_verl.duet_config import LARGE, SMALL, DuetConfig
+from duet_verl.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig
 
 TRACKER_FILE = "latest_checkpointed_iteration.txt"
-BASELINE_TEMPLATE = "baseline"
 
 
 @dataclass
@@ -401,17 +401,13 @@ class DuetTrainer(RayPPOTrainer):
                 f.write(json.dumps(record) + "\n")
 
     def _thinking_lengths(self, large: DataProto) -> np.ndarray:
-        responses = large.batch["responses"].tolist()
-        lengths = large.batch["response_mask"].sum(-1).tolist()
-        return np.array(
-            [thinking_token_count(ids[:n], self.think_end_id) for ids, n in zip(responses, lengths, strict=True)],
-            dtype=np.float64,
-        )
+        return thinking_lengths(large.batch["responses"], large.batch["response_mask"], self.think_end_id)
 
-    def _large_lengths(self, large_batch: DataProto) -> np.ndarray:
+    def _large_lengths(self, large: DataProto) -> np.ndarray:
+        """The penalised length L_i of each M row (``duet.length_measure``)."""
         if self.duet.length_measure == "thinking":
-            return self._thinking_lengths(large_batch)
-        return large_batch.batch["response_mask"].sum(-1).numpy().astype(np.float64)
+            return self._thinking_lengths(large)
+        return response_lengths(large.batch["response_mask"])
 
     # ------------------------------------------------------------------ training loop
     def fit(self):

@@ -1,14 +1,28 @@
-"""DUET's pure logic: no Ray, verl or GPU imports; unit-tested in milliseconds and usable from any script."""
+"""DUET's pure logic: signal extraction, m's prompts, answer scoring, rewards, λ schedule and GRPO groups.
 
-from duet_verl.core.grouping import GROUPINGS, small_group_ids
-from duet_verl.core.lambda_schedule import LambdaSchedule
+No Ray, verl or GPU imports: everything here is unit-tested on CPU in seconds and usable from any script.
+"""
+
+from duet_verl.core.grouping import GROUPINGS, large_group_ids, small_group_ids
+from duet_verl.core.lambda_schedule import SCHEDULES, LambdaSchedule
 from duet_verl.core.prompts import TEMPLATES, SmallPrompt, render_small_prompt
-from duet_verl.core.rewards import DuetRewards, compute_duet_rewards, place_on_last_token
-from duet_verl.core.scoring import AnswerScore, last_boxed, register_scorer, score_answer
+from duet_verl.core.rewards import (
+    LENGTH_MEASURES,
+    MARGINAL_UTILITY_MODES,
+    DuetRewards,
+    compute_duet_rewards,
+    place_on_last_token,
+    response_lengths,
+    thinking_lengths,
+)
+from duet_verl.core.scoring import AnswerScore, last_boxed, register_scorer, score_answer, scorer_for
 from duet_verl.core.signal import Signal, SignalCase, extract_signal, thinking_token_count
 
 __all__ = [
     "GROUPINGS",
+    "LENGTH_MEASURES",
+    "MARGINAL_UTILITY_MODES",
+    "SCHEDULES",
     "TEMPLATES",
     "AnswerScore",
     "DuetRewards",
@@ -18,11 +32,15 @@ __all__ = [
     "SmallPrompt",
     "compute_duet_rewards",
     "extract_signal",
+    "large_group_ids",
     "last_boxed",
     "place_on_last_token",
     "register_scorer",
     "render_small_prompt",
+    "response_lengths",
     "score_answer",
+    "scorer_for",
     "small_group_ids",
+    "thinking_lengths",
     "thinking_token_count",
 ]

@@ -32,6 +32,7 @@ def _on_alarm(signum, frame):
 
 def main() -> None:
     global _armed
+    out, sys.stdout = sys.stdout, sys.stderr  # stdout carries the protocol only; stray prints go to stderr
     logging.disable(logging.WARNING)  # math-verify logs every timeout/parse failure; the parent reports
     from functools import lru_cache
 
@@ -50,8 +51,8 @@ def main() -> None:
         return bool(verify(gold_parsed, prediction_parsed, timeout_seconds=None))
 
     signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; we exit when stdin closes
     equivalent("1", "1")  # warm up imports and regex compilation before saying ready
-    out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()
     for line in sys.stdin:

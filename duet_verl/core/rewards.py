@@ -1,15 +1,21 @@
-"""DUET rewards (DUET.md, step 6), vectorised over a training step.
+"""DUET rewards (DUET.md, step 6), vectorised over one training step.
 
-For M response i with guided m answers j (``small_parent[j] == i``):
-    r_Mm(i) = mean_j score_j,   penalty(i) = λ · L_i / B,   R_M(i) = r_Mm(i) − r_m(i) − penalty(i)
-where r_m(i) (marginal utility) is the mean score of m's baseline answers (question only):
-- ``off``: r_m = 0;
-- ``per_signal`` (paper): baseline answers drawn for every M response (``baseline_parent`` = M row);
-- ``per_prompt``: baseline answers drawn once per question (``baseline_parent`` = question index, and
-  ``large_question[i]`` maps M row i to its question). Under GRPO a per-question constant changes no
-  advantage, so this equals ``off``; it is offered for its r_m metric.
-m's reward is its own score. The length measure (whole response or thinking only) is the caller's choice
-of ``large_lengths``.
+For M response i, with guided m answers j linked by ``small_parent[j] == i``:
+
+    r_Mm(i) = mean_j score_j          penalty(i) = λ · L_i / B          R_M(i) = r_Mm(i) − r_m(i) − penalty(i)
+
+r_m (marginal utility) is the mean score of m's baseline answers (question only, thinking off):
+
+- ``off``: no baseline answers, r_m = 0 (``DuetRewards.r_m`` is None);
+- ``per_signal`` (paper): k baseline answers per M response; ``baseline_parent[j]`` = the M row;
+- ``per_prompt``: k baseline answers per question; ``baseline_parent[j]`` = a question index and
+  ``large_question[i]`` = the question index of M row i. Under GRPO subtracting one constant from every reward
+  of a group changes no advantage, so this trains exactly like ``off`` (4× cheaper than ``per_signal``,
+  which only adds noise in expectation); it is offered for the r_m metric and for comparison.
+
+m's reward is its own 0/1 score (no length term). The length measure is the caller's choice of
+``large_lengths``: ``response_lengths`` (paper: the whole response) or ``thinking_lengths`` (up to ``</think>``).
+Ids link rows, never positions, so any n and k (even uneven ones) work.
 """
 
 from __future__ import annotations
@@ -20,27 +26,45 @@ import numpy as np
 import torch
 
 MARGINAL_UTILITY_MODES = ("off", "per_signal", "per_prompt")
+LENGTH_MEASURES = ("response", "thinking")
 
 
 @dataclass(frozen=True)
 class DuetRewards:
+    """Per M row (float64, shape ``[num_large]``)."""
+
     r_Mm: np.ndarray
-    r_m: np.ndarray | None
-    length_penalty: np.ndarray
+    r_m: np.ndarray | None  # None when marginal utility is off
+    length_penalty: np.ndarray  # λ · L / B
     R_M: np.ndarray
 
 
-def _group_mean(values: np.ndarray, groups: np.ndarray, num_groups: int, what: str) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    groups = np.asarray(groups, dtype=np.int64)
-    if values.shape != groups.shape:
-        raise ValueError(f"{what}: {values.shape[0]} scores but {groups.shape[0]} parent ids")
-    if groups.size and (groups.min() < 0 or groups.max() >= num_groups):
-        raise ValueError(f"{what}: parent ids must lie in [0, {num_groups})")
-    counts = np.bincount(groups, minlength=num_groups)
-    if (counts == 0).any():
-        raise ValueError(f"{what}: no answers for rows {np.flatnonzero(counts == 0)[:5].tolist()}")
-    return np.bincount(groups, weights=values, minlength=num_groups) / counts
+def _vector(values, name: str, dtype) -> np.ndarray:
+    array = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if dtype is np.int64 and array.size and not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer row ids, got dtype {array.dtype}")
+    array = array.astype(dtype)
+    if dtype is np.float64 and not np.isfinite(array).all():
+        raise ValueError(f"{name} must be finite")
+    return array
+
+
+def _mean_per_parent(scores, parents, num_parents: int, what: str, needed=None) -> np.ndarray:
+    """Mean score per parent id in ``[0, num_parents)``; every parent in ``needed`` (default: all) needs answers."""
+    scores = _vector(scores, f"{what} scores", np.float64)
+    parents = _vector(parents, f"{what} parent ids", np.int64)
+    if scores.shape != parents.shape:
+        raise ValueError(f"{what}: {scores.shape[0]} scores but {parents.shape[0]} parent ids")
+    if parents.size and (parents.min() < 0 or parents.max() >= num_parents):
+        raise ValueError(f"{what}: parent ids must lie in [0, {num_parents}), got [{parents.min()}, {parents.max()}]")
+    counts = np.bincount(parents, minlength=num_parents)
+    needed = np.arange(num_parents) if needed is None else needed
+    missing = np.unique(needed[counts[needed] == 0])
+    if missing.size:
+        raise ValueError(f"{what}: no answers for {missing.size} parent(s), e.g. {missing[:5].tolist()}")
+    return np.bincount(parents, weights=scores, minlength=num_parents) / np.maximum(counts, 1)
 
 
 def compute_duet_rewards(
@@ -55,38 +79,78 @@ def compute_duet_rewards(
     baseline_parent=None,
     large_question=None,
 ) -> DuetRewards:
-    """Per-M-row rewards; see the module docstring for the formula and the id conventions."""
+    """M's rewards for one step (module docstring: formula and id conventions). Accepts numpy or torch 1-D.
+
+    Raises ValueError for an unknown mode, mismatched shapes, ids out of range, an M row without guided
+    answers, a parent without baseline answers, or baseline answers given while marginal utility is off.
+    """
     if marginal_utility not in MARGINAL_UTILITY_MODES:
         raise ValueError(f"marginal_utility={marginal_utility!r}; valid: {list(MARGINAL_UTILITY_MODES)}")
-    if length_bound <= 0:
+    if not (np.isfinite(length_bound) and length_bound > 0):
         raise ValueError(f"length_bound must be > 0, got {length_bound}")
-    lengths = np.asarray(large_lengths, dtype=np.float64)
+    if not np.isfinite(lam):
+        raise ValueError(f"lam must be finite, got {lam}")
+    if num_large <= 0:
+        raise ValueError(f"num_large must be > 0, got {num_large}")
+    lengths = _vector(large_lengths, "large_lengths", np.float64)
     if lengths.shape != (num_large,):
-        raise ValueError(f"large_lengths has shape {lengths.shape}, expected ({num_large},)")
-    r_mm = _group_mean(small_scores, small_parent, num_large, "guided m answers")
+        raise ValueError(f"large_lengths has {lengths.shape[0]} entries for {num_large} M rows")
+    if (lengths < 0).any():
+        raise ValueError("large_lengths must be >= 0")
+    r_mm = _mean_per_parent(small_scores, small_parent, num_large, "guided m answers")
+
     r_m = None
-    if marginal_utility != "off":
-        if baseline_scores is None or baseline_parent is None:
-            raise ValueError(f"marginal_utility={marginal_utility!r} needs baseline_scores and baseline_parent")
-        if marginal_utility == "per_signal":
-            r_m = _group_mean(baseline_scores, baseline_parent, num_large, "baseline m answers")
-        else:
-            if large_question is None:
-                raise ValueError("marginal_utility='per_prompt' needs large_question (question index of each M row)")
-            large_question = np.asarray(large_question, dtype=np.int64)
-            per_question = _group_mean(baseline_scores, baseline_parent, int(large_question.max()) + 1, "baseline")
-            r_m = per_question[large_question]
+    if marginal_utility == "off":
+        if baseline_scores is not None:
+            raise ValueError("baseline_scores given but marginal_utility='off': they would be ignored")
+    elif baseline_scores is None or baseline_parent is None:
+        raise ValueError(f"marginal_utility={marginal_utility!r} needs baseline_scores and baseline_parent")
+    elif marginal_utility == "per_signal":
+        r_m = _mean_per_parent(baseline_scores, baseline_parent, num_large, "baseline m answers")
+    else:
+        if large_question is None:
+            raise ValueError("marginal_utility='per_prompt' needs large_question (question index of each M row)")
+        questions = _vector(large_question, "large_question", np.int64)
+        if questions.shape != (num_large,) or (questions < 0).any():
+            raise ValueError(f"large_question must hold {num_large} non-negative question indices")
+        parents = _vector(baseline_parent, "baseline_parent", np.int64)
+        num_questions = int(max(questions.max(), parents.max() if parents.size else 0)) + 1
+        per_question = _mean_per_parent(baseline_scores, parents, num_questions, "baseline m answers", questions)
+        r_m = per_question[questions]
+
     penalty = lam * lengths / length_bound
-    reward = r_mm - (r_m if r_m is not None else 0.0) - penalty
+    reward = r_mm - penalty if r_m is None else r_mm - r_m - penalty
     return DuetRewards(r_Mm=r_mm, r_m=r_m, length_penalty=penalty, R_M=reward)
 
 
+def response_lengths(response_mask: torch.Tensor) -> np.ndarray:
+    """The paper's length: every valid response token (thinking and answer), per row."""
+    return response_mask.sum(-1).cpu().numpy().astype(np.float64)
+
+
+def thinking_lengths(responses: torch.Tensor, response_mask: torch.Tensor, think_end_id: int) -> np.ndarray:
+    """Valid tokens up to and including the first ``</think>``, or all valid tokens if there is none
+    (vectorised ``signal.thinking_token_count``)."""
+    is_end = (responses == think_end_id) & response_mask.bool()
+    first_end = is_end.int().argmax(-1) + 1
+    lengths = torch.where(is_end.any(-1), first_end, response_mask.sum(-1).to(first_end.dtype))
+    return lengths.cpu().numpy().astype(np.float64)
+
+
 def place_on_last_token(scores: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
-    """Token-level reward tensor with each row's scalar on its last valid response token (position 0 for an
-    empty response, where verl's masks make it inert)."""
-    if scores.shape[0] != response_mask.shape[0]:
-        raise ValueError(f"{scores.shape[0]} scores for {response_mask.shape[0]} responses")
+    """``[B, T]`` float32 token-level rewards: row b's scalar on its last valid token (last index with mask 1).
+
+    A row with an empty response gets its scalar on position 0. The mask makes that position inert in the
+    loss, but GRPO sums each row's rewards, so the score still counts in its group's statistics as it should.
+    """
+    scores = torch.as_tensor(scores)
+    if scores.dim() != 1 or response_mask.dim() != 2 or scores.shape[0] != response_mask.shape[0]:
+        shapes = f"{tuple(scores.shape)} and {tuple(response_mask.shape)}"
+        raise ValueError(f"need scores [B] and response_mask [B, T], got {shapes}")
+    if response_mask.shape[1] == 0:
+        raise ValueError("response_mask has no token positions to put a reward on")
+    positions = torch.arange(response_mask.shape[1], device=response_mask.device)
+    last = torch.where(response_mask != 0, positions, -1).amax(-1).clamp(min=0)  # -1 (empty row) → 0
     rewards = torch.zeros(response_mask.shape, dtype=torch.float32, device=response_mask.device)
-    last = (response_mask.sum(-1) - 1).clamp(min=0).long()
-    rewards[torch.arange(rewards.shape[0], device=rewards.device), last] = scores.to(torch.float32)
+    rewards[torch.arange(response_mask.shape[0], device=response_mask.device), last] = scores.to(rewards)
     return rewards

@@ -1,8 +1,8 @@
 """The reasoning signal: the part of M's decoded response that m gets to read.
 
-One rule covers every case: M's reasoning ends at the *first* ``</think>`` (as Qwen3's own chat template
-parses it), and starts after the first ``<think>`` if there is one before that point. Without ``</think>``
-the response never left its thinking (or never entered it), so everything M wrote is the signal. The
+One rule covers every case, the one Qwen3's own chat template uses to split a reply into reasoning and answer:
+the reasoning ends at the *first* ``</think>`` and starts after the last ``<think>`` before it (if any).
+Without ``</think>`` M never left its thinking (cut off) or never entered it, so all it wrote is the signal. The
 ``case`` says which branch applied so the trainer can log how often M was cut off mid-thought.
 """
 
@@ -21,7 +21,7 @@ class SignalCase(str, Enum):
 
     THINK_BLOCK = "think_block"  # <think> ... </think>: the text between them
     CLOSE_ONLY = "close_only"  # ... </think> without an opening tag: everything before </think>
-    UNCLOSED = "unclosed"  # <think> ... never closed (truncated while thinking): everything after <think>
+    UNCLOSED = "unclosed"  # <think> ... never closed (cut off while thinking): everything after <think>
     NO_THINK = "no_think"  # neither tag (truncated, or thinking off): the whole text
     EMPTY = "empty"  # empty or whitespace-only response: the signal is ""
 
@@ -44,19 +44,21 @@ def extract_signal(response: str) -> Signal:
 
     - ``"<think>a</think>b"`` → ``a`` (THINK_BLOCK); text before ``<think>`` and after ``</think>`` is dropped.
     - ``"<think>a</think>b<think>c</think>"`` → ``a``: only the first block is reasoning before the answer.
-    - ``"a</think>b"`` → ``a`` (CLOSE_ONLY): Qwen3's thinking prompt already holds ``<think>``.
+    - ``"<think>a<think>b</think>"`` → ``b``, as Qwen3's template reads it.
+    - ``"a</think>b"`` → ``a`` (CLOSE_ONLY): templates that end the prompt with ``<think>`` (Qwen3-2507
+      thinking models, DeepSeek-R1 distills) never show the opening tag in the response.
     - ``"<think>a"`` → ``a`` (UNCLOSED): cut off while thinking; what M thought so far is the signal.
     - ``"a"`` → ``a`` (NO_THINK); ``""`` / whitespace → ``""`` (EMPTY).
 
-    Stray ``<think>`` tags inside the reasoning are removed; the signal is stripped of surrounding whitespace.
+    The signal is stripped of surrounding whitespace.
     """
     if not response.strip():
         return Signal("", SignalCase.EMPTY)
     end = response.find(THINK_END)
     reasoning = response if end < 0 else response[:end]
-    start = reasoning.find(THINK_START)
+    start = reasoning.rfind(THINK_START)
     if start >= 0:
-        reasoning = reasoning[start + len(THINK_START) :].replace(THINK_START, "")
+        reasoning = reasoning[start + len(THINK_START) :]
     if end >= 0:
         case = SignalCase.THINK_BLOCK if start >= 0 else SignalCase.CLOSE_ONLY
     else:

@@ -1,0 +1,30 @@
+"""GSM8K (``openai/gsm8k``, config ``main``): grade-school word problems, a small sanity set (train and test).
+
+Ground truth: the number after the solution's final ``####``, without thousands separators (``1,234`` -> ``1234``).
+"""
+
+import sys
+
+from data_prep.common import BadRow, DatasetSpec, main, number_answer, text_field
+
+
+def convert(row: dict) -> tuple[str, str, dict]:
+    solution = text_field(row, "answer", what="answer")
+    if "####" not in solution:
+        raise BadRow("the answer has no '#### N' line")
+    answer = solution.rsplit("####", 1)[1].strip().replace(",", "")
+    return text_field(row, "question", what="question"), number_answer(answer), {}
+
+
+SPEC = DatasetSpec(
+    name="gsm8k",
+    hub_id="openai/gsm8k",
+    config="main",
+    splits={"train": "train", "test": "test"},
+    data_source="gsm8k",
+    ability="math",
+    convert=convert,
+)
+
+if __name__ == "__main__":
+    sys.exit(main(SPEC))

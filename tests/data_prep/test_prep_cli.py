@@ -1,0 +1,54 @@
+"""The command lines: ``python -m data_prep.<name>`` and ``python -m data_prep.prepare_all``."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from data_prep import DATASETS, prepare_all
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_module_command_line(tmp_path, dataset_fixtures, read_parquet):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "data_prep.amc23", "--local-path", str(dataset_fixtures / "amc23.jsonl"),
+         "--output-root", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"amc23: test: 6 rows -> {out / 'amc23' / 'test.parquet'}" in result.stdout
+    assert len(read_parquet(out / "amc23" / "test.parquet")) == 6
+
+
+def test_prepare_all_prints_a_summary(prepared_root, dataset_fixtures, tmp_path, capsys):
+    assert prepare_all.main(["--local-root", str(dataset_fixtures), "--output-root", str(tmp_path), "--only",
+                             "aime24,gsm8k"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"aime24: ok: test -> {tmp_path / 'aime24' / 'test.parquet'}" in out
+    assert "gsm8k: ok: train -> " in out and "gsm8k: train: 4 rows" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["aime24", "gsm8k"]
+
+
+def test_prepare_all_goes_on_after_a_failure_and_exits_1(dataset_fixtures, tmp_path, capsys):
+    local = tmp_path / "local"
+    local.mkdir()
+    shutil.copy(dataset_fixtures / "math500.jsonl", local / "math500.jsonl")
+    shutil.copytree(dataset_fixtures / "gsm8k", local / "gsm8k")
+    status = prepare_all.main(["--local-root", str(local), "--output-root", str(tmp_path / "out"), "--exclude",
+                               "deepscaler,dapo_math17k,math_lighteval,aime25,amc23"])  # fmt: skip
+    assert status == 1
+    captured = capsys.readouterr()
+    assert "aime24: FAILED: aime24: --local-root needs exactly one of" in captured.out
+    assert "gpqa_diamond: FAILED" in captured.out
+    assert "math500: ok" in captured.out and "gsm8k: ok" in captured.out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["gsm8k", "math500"]
+
+
+def test_prepare_all_rejects_unknown_names():
+    import pytest
+
+    with pytest.raises(SystemExit, match="unknown datasets"):
+        prepare_all.main(["--only", "math501"])
+    assert len(DATASETS) == 9
