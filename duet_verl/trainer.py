@@ -186,6 +186,20 @@ class DuetTrainer(RayPPOTrainer):
             print(f"[duet] rollout engine asleep: {role.name}", flush=True)
         return output
 
+    def _generate_large(self, batch_dict: dict, n: int, validate: bool, timing: dict, timer: str) -> DataProto:
+        """M's n responses per question, one row each, with the question's ``uid`` and an explicit ``large_row`` id."""
+        batch = DataProto.from_single_dict(batch_dict)
+        batch.non_tensor_batch["uid"] = _object_array([str(uuid.uuid4()) for _ in range(len(batch))])
+        gen_batch = self._get_gen_batch(batch).repeat(repeat_times=n, interleave=True)
+        gen_batch.meta_info.update({"global_steps": self.global_steps, "validate": validate})
+        large = batch.repeat(repeat_times=n, interleave=True).union(
+            self._generate(self.large, gen_batch, timing, timer)
+        )
+        large.batch["response_mask"] = compute_response_mask(large)
+        large.non_tensor_batch["large_row"] = np.arange(len(large))
+        large.non_tensor_batch["raw_prompt"] = gen_batch.non_tensor_batch["raw_prompt"]
+        return large
+
     # ------------------------------------------------------------------ building m's batch
     def _signals(self, large_batch: DataProto) -> list:
         responses = large_batch.batch["responses"]
@@ -239,18 +253,7 @@ class DuetTrainer(RayPPOTrainer):
     def _duet_step(self, batch_dict: dict, metrics: dict, timing: dict) -> None:
         n = self.config.actor_rollout_ref.rollout.n
         k = self.duet.small_rollouts_per_signal
-        batch = DataProto.from_single_dict(batch_dict)
-        batch.non_tensor_batch["uid"] = _object_array([str(uuid.uuid4()) for _ in range(len(batch))])
-        gen_batch = self._get_gen_batch(batch)
-        gen_batch.meta_info["global_steps"] = self.global_steps
-        gen_output = self._generate(self.large, gen_batch.repeat(repeat_times=n, interleave=True), timing, "gen_large")
-        large = batch.repeat(repeat_times=n, interleave=True).union(gen_output)
-        large.batch["response_mask"] = compute_response_mask(large)
-        large.non_tensor_batch["large_row"] = np.arange(len(large))
-        large.non_tensor_batch["raw_prompt"] = gen_batch.repeat(repeat_times=n, interleave=True).non_tensor_batch[
-            "raw_prompt"
-        ]
-
+        large = self._generate_large(batch_dict, n, validate=False, timing=timing, timer="gen_large")
         signals = self._signals(large)
         template = self.duet.small_prompt_template
         guided = self._generate_small(
@@ -463,17 +466,8 @@ class DuetTrainer(RayPPOTrainer):
         timing: dict[str, float] = {}
         k = self.duet.val_small_rollouts_per_signal
         for batch_dict in self.val_dataloader:
-            batch = DataProto.from_single_dict(batch_dict)
-            batch.non_tensor_batch["uid"] = _object_array([str(uuid.uuid4()) for _ in range(len(batch))])
             n = self.config.actor_rollout_ref.rollout.val_kwargs.n
-            gen_batch = self._get_gen_batch(batch).repeat(repeat_times=n, interleave=True)
-            gen_batch.meta_info.update({"global_steps": self.global_steps, "validate": True})
-            large = batch.repeat(repeat_times=n, interleave=True).union(
-                self._generate(self.large, gen_batch, timing, "val_gen_large")
-            )
-            large.batch["response_mask"] = compute_response_mask(large)
-            large.non_tensor_batch["large_row"] = np.arange(len(large))
-            large.non_tensor_batch["raw_prompt"] = gen_batch.non_tensor_batch["raw_prompt"]
+            large = self._generate_large(batch_dict, n, validate=True, timing=timing, timer="val_gen_large")
             signals = self._signals(large)
             small_rows = self._small_rows(large, signals, k, self.duet.small_prompt_template, per_question=False)
             small = self._generate_small(small_rows, timing, "val_gen_small", validate=True, sleep_after=True)
