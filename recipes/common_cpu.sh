@@ -1,6 +1,9 @@
 # Shared settings for CPU runs of verl with the duet-verl CPU backend (sourced by the *_cpu_*.sh recipes).
 # Each line works around one thing a GPU-less machine lacks; see duet_verl/cpu/__init__.py.
 
+# shellcheck source=SCRIPTDIR/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
 export VERL_PLATFORM=cpu          # the one switch: cpu platform, gloo, FSDP engines for device cpu
 export RAY_DEDUP_LOGS=${RAY_DEDUP_LOGS:-0}
 export TOKENIZERS_PARALLELISM=false
@@ -9,7 +12,7 @@ CPU_WORKERS=${CPU_WORKERS:-2}     # training workers (logical GPUs); FSDP shards
 TINY_DIR=${TINY_DIR:-${TMPDIR:-/tmp}/duet_tiny}
 
 # Build the offline tiny tokenizer, models and data once (seconds; nothing is downloaded).
-if [ ! -f "$TINY_DIR/data/train.parquet" ]; then
+if ! is_dry_run && [ ! -f "$TINY_DIR/data/train.parquet" ]; then
   python -m duet_verl.testing.tiny --out "$TINY_DIR" >/dev/null
 fi
 

@@ -49,4 +49,4 @@ overrides=(
   "trainer.default_local_dir=$OUT_DIR/checkpoints"
 )
 
-python -m duet_verl.main "${overrides[@]}" "$@"
+launch_local duet_verl.main "${overrides[@]}" "$@"

@@ -40,4 +40,4 @@ overrides=(
   "trainer.default_local_dir=$OUT_DIR/checkpoints"
 )
 
-python -m verl.trainer.main_ppo "${overrides[@]}" "$@"
+launch_local verl.trainer.main_ppo "${overrides[@]}" "$@"

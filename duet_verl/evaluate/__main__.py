@@ -1,0 +1,95 @@
+"""CLI: ``python -m duet_verl.evaluate --large M --small m --data a.parquet b.parquet --modes duet large --out DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from duet_verl.core import TEMPLATES
+from duet_verl.evaluate.metrics import MODES
+from duet_verl.evaluate.runner import EvalConfig, EvalInputError, Sampling, run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m duet_verl.evaluate",
+        description=(
+            "Evaluate DUET and its baselines on prepared parquet files. Records go to OUT/records.jsonl as they "
+            "finish (rerun the same command to resume); OUT/summary.json, summary.md and accuracy_vs_tokens.png "
+            "are written at the end. Defaults are the paper's settings."
+        ),
+    )
+    parser.add_argument("--large", help="M: model folder or hub id (needed by duet, large, concise)")
+    parser.add_argument("--small", help="m: model folder or hub id (needed by duet, small)")
+    parser.add_argument("--data", nargs="+", required=True, help="parquet files from python -m data_prep.<name>")
+    parser.add_argument("--modes", nargs="+", default=["duet", "large"], choices=MODES, help="default: duet large")
+    parser.add_argument("--out", required=True, help="output folder (reused to resume)")
+    parser.add_argument("--backend", choices=("hf", "vllm"), default="vllm", help="default: vllm (GPU)")
+    parser.add_argument("--small-template", choices=[t for t in TEMPLATES if t != "baseline"], default="paper")
+    parser.add_argument("--seeds", type=int, default=1, help="samples per question; reports mean ± std over seeds")
+    parser.add_argument("--max-samples", type=int, help="only the first N questions of each file")
+    parser.add_argument("--large-max-tokens", type=int, default=16384)
+    parser.add_argument("--large-temperature", type=float, default=0.6)
+    parser.add_argument("--large-top-p", type=float, default=0.95)
+    parser.add_argument("--large-top-k", type=int, default=20)
+    parser.add_argument("--small-max-tokens", type=int, default=2048)
+    parser.add_argument("--small-temperature", type=float, default=0.0, help="default 0: greedy")
+    parser.add_argument("--small-max-prompt-tokens", type=int, help="cut the signal's start to fit (default: no cut)")
+    parser.add_argument("--chunk-size", type=int, help="questions per generation call (default: hf 8, vllm 1024)")
+    parser.add_argument("--tp", type=int, default=1, help="vllm tensor parallel size, for both engines")
+    parser.add_argument("--large-gpu-memory", type=float, default=0.6, help="vllm gpu_memory_utilization of M")
+    parser.add_argument("--small-gpu-memory", type=float, default=0.25, help="vllm gpu_memory_utilization of m")
+    parser.add_argument("--max-model-len", type=int, help="vllm max_model_len (default: the model's)")
+    parser.add_argument("--device", help="hf backend: torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def make_generator_factory(args):
+    """Build generators lazily so that bad input is reported before torch or vllm is imported."""
+
+    def make(model_path: str, role: str):
+        from duet_verl.evaluate import backends
+
+        if args.backend == "hf":
+            return backends.HFGenerator(model_path, batch_size=args.chunk_size or 8, device=args.device)
+        memory = args.large_gpu_memory if role == "large" else args.small_gpu_memory
+        return backends.VLLMGenerator(model_path, args.tp, memory, args.max_model_len)
+
+    return make
+
+
+def config_from_args(args) -> EvalConfig:
+    return EvalConfig(
+        data=args.data,
+        out=args.out,
+        modes=list(dict.fromkeys(args.modes)),
+        large=args.large,
+        small=args.small,
+        small_template=args.small_template,
+        large_sampling=Sampling(args.large_max_tokens, args.large_temperature, args.large_top_p, args.large_top_k),
+        small_sampling=Sampling(args.small_max_tokens, args.small_temperature),
+        small_max_prompt_tokens=args.small_max_prompt_tokens,
+        seeds=args.seeds,
+        max_samples=args.max_samples,
+        chunk_size=args.chunk_size or (8 if args.backend == "hf" else 1024),
+        progress=not args.no_progress,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        summary = run(config_from_args(args), make_generator_factory(args))
+    except EvalInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from duet_verl.evaluate.report import markdown
+
+    print(markdown(summary))
+    print(f"records, summary.json, summary.md and accuracy_vs_tokens.png are in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+# Shared settings of the GPU recipes (run_duet_qwen3*.sh, run_grpo_baseline_qwen3.sh): the paper's
+# hyperparameters (shared/DUET.md "Hyperparameters"), data, memory layout for 8×H100, and the launcher.
+# Every knob below is an environment variable; hydra overrides given to a recipe are appended last and win.
+# shellcheck disable=SC2034  # the arrays are read by the recipes that source this file
+# shellcheck source=SCRIPTDIR/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# --- cluster -----------------------------------------------------------------------------------------------
+NNODES=${NNODES:-1}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+
+# --- data (prepared by data_prep; see README "Preparing the datasets") -------------------------------------
+DATA_ROOT=${DATA_ROOT:-$HOME/data/duet}      # on a multi-node cluster: a filesystem every node mounts
+TRAIN_DATA=${TRAIN_DATA:-deepscaler}         # or dapo_math17k, math_lighteval
+VAL_DATA=${VAL_DATA:-math500,aime24}         # the paper's validation: MATH test + AIME24
+TRAIN_FILE=$DATA_ROOT/$TRAIN_DATA/train.parquet
+IFS=, read -r -a val_names <<<"$VAL_DATA"
+val_files=()
+for name in "${val_names[@]}"; do val_files+=("$DATA_ROOT/$name/test.parquet"); done
+VAL_FILES="[$(IFS=,; echo "${val_files[*]}")]"   # data.val_files takes a list
+
+# --- the paper's settings ----------------------------------------------------------------------------------
+TRAIN_BATCH=${TRAIN_BATCH:-64}               # questions per step
+MINI_BATCH=${MINI_BATCH:-32}                 # questions per PPO mini-batch (both models)
+N=${N:-4}                                    # M responses per question
+K=${K:-4}                                    # m answers per M response
+MAX_PROMPT=${MAX_PROMPT:-512}
+MAX_RESPONSE=${MAX_RESPONSE:-8192}           # M's response budget
+SMALL_RESPONSE=${SMALL_RESPONSE:-1024}       # m's answer budget (its prompt: MAX_PROMPT + MAX_RESPONSE)
+LR_LARGE=${LR_LARGE:-1e-6}
+LR_SMALL=${LR_SMALL:-1e-6}
+KL_COEF=${KL_COEF:-0.001}                    # KL-in-reward for M against its frozen reference
+EPOCHS=${EPOCHS:-3}
+TEST_FREQ=${TEST_FREQ:-10}
+SAVE_FREQ=${SAVE_FREQ:-50}
+LENGTH_BOUND=${LENGTH_BOUND:-1000}           # B
+LAMBDA_SCHEDULE=${LAMBDA_SCHEDULE:-adaptive}
+LAMBDA_INIT=${LAMBDA_INIT:-0.0}              # λ0 (the paper's constant-λ run: LAMBDA_SCHEDULE=constant LAMBDA_INIT=1.0)
+LAMBDA_ETA=${LAMBDA_ETA:-0.01}               # η
+MARGINAL_UTILITY=${MARGINAL_UTILITY:-per_signal}
+SMALL_TEMPLATE=${SMALL_TEMPLATE:-paper}
+
+# --- memory for 8×H100 80 GB (estimates: docs/TRAIN_ON_GPUS.md) --------------------------------------------
+# The trainer keeps at most one vLLM engine awake: sync M → M generates → M sleeps → sync m → m generates →
+# m sleeps → train. Sleep is level 2 (weights and KV cache freed), so each engine may take most of the GPU
+# while it is awake; what must stay free is what is resident at that moment: M's FSDP state unless offloaded
+# (~16 GB/GPU for 8B with Adam over 8 GPUs), m's (~1.2 GB), CUDA context, NCCL buffers and CUDA graphs.
+# The paper's 0.85 (M) + 0.25 (m, "stays resident") assumed m's engine awake beside M's; here m's engine
+# never overlaps M's, so m gets a large KV cache too (its 2048 answers a step read prompts of up to ~8.7k tokens).
+# vLLM needs its fraction free when it starts; M's servers are created and put to sleep before m's are. If an
+# engine refuses to start ("free memory ... less than desired"), lower its fraction: these are estimates.
+GPU_MEM_LARGE=${GPU_MEM_LARGE:-0.85}
+GPU_MEM_SMALL=${GPU_MEM_SMALL:-0.7}
+TP_LARGE=${TP_LARGE:-2}                      # vLLM tensor parallel for M: 4 replicas of 2 GPUs on one node
+TP_SMALL=${TP_SMALL:-1}
+# 0.85 of the GPU for M's engine leaves no room for M's FSDP state: offload M's actor (params + Adam) and
+# its reference to CPU between phases (~16 GB/GPU over PCIe, seconds). m's state is small and stays.
+OFFLOAD_LARGE=${OFFLOAD_LARGE:-True}
+OFFLOAD_SMALL=${OFFLOAD_SMALL:-False}
+# Micro-batches by tokens (use_dynamic_bsz): one M sequence is up to MAX_PROMPT + MAX_RESPONSE = 8704 tokens;
+# 2 of them per GPU per backward with gradient checkpointing fit in 80 GB, forward-only passes take twice that.
+LARGE_TOKENS_PER_GPU=${LARGE_TOKENS_PER_GPU:-$(((MAX_PROMPT + MAX_RESPONSE) * 2))}
+SMALL_TOKENS_PER_GPU=${SMALL_TOKENS_PER_GPU:-$(((MAX_PROMPT + MAX_RESPONSE + SMALL_RESPONSE) * 4))}
+
+# --- bookkeeping -------------------------------------------------------------------------------------------
+LOGGER=${LOGGER:-[console]}                  # e.g. LOGGER='[console,wandb]' or '[console,tensorboard]'
+PROJECT=${PROJECT:-duet}
+
+# gpu_model_overrides KEY MODEL LR TP GPU_MEM OFFLOAD TOKENS_PER_GPU: one model block on GPUs with vLLM.
+gpu_model_overrides() {
+  local key=$1 model=$2 lr=$3 tp=$4 mem=$5 offload=$6 tokens=$7
+  echo "$key.model.path=$model"
+  echo "$key.model.use_remove_padding=True"              # flash-attn varlen: no compute on padding
+  echo "$key.model.enable_gradient_checkpointing=True"
+  echo "$key.actor.optim.lr=$lr"
+  echo "$key.actor.ppo_mini_batch_size=$MINI_BATCH"
+  echo "$key.actor.use_dynamic_bsz=True"                 # micro-batches packed by token count
+  echo "$key.actor.ppo_max_token_len_per_gpu=$tokens"
+  echo "$key.rollout.log_prob_max_token_len_per_gpu=$((tokens * 2))"
+  echo "$key.actor.fsdp_config.param_offload=$offload"
+  echo "$key.actor.fsdp_config.optimizer_offload=$offload"
+  echo "$key.rollout.name=vllm"
+  echo "$key.rollout.tensor_model_parallel_size=$tp"
+  echo "$key.rollout.gpu_memory_utilization=$mem"
+  echo "$key.rollout.temperature=1.0"
+}
+
+# M's reference model (KL-in-reward); frozen, so only its bf16 weights: offloaded like M's actor.
+gpu_ref_overrides() {
+  local key=$1
+  echo "$key.ref.fsdp_config.param_offload=$OFFLOAD_LARGE"
+  echo "$key.ref.log_prob_max_token_len_per_gpu=$((LARGE_TOKENS_PER_GPU * 2))"
+}
+
+# M's validation sampling: Qwen3 thinking defaults (shared/DUET.md "Evaluation").
+large_val_overrides=(
+  actor_rollout_ref.rollout.val_kwargs.do_sample=True
+  actor_rollout_ref.rollout.val_kwargs.temperature=0.6
+  actor_rollout_ref.rollout.val_kwargs.top_p=0.95
+  actor_rollout_ref.rollout.val_kwargs.top_k=20
+  actor_rollout_ref.rollout.val_kwargs.n=1
+)
+
+data_overrides=(
+  "data.train_files=$TRAIN_FILE"
+  "data.val_files=$VAL_FILES"
+  "data.train_batch_size=$TRAIN_BATCH"
+  "data.max_prompt_length=$MAX_PROMPT"
+  "data.max_response_length=$MAX_RESPONSE"
+  data.filter_overlong_prompts=True                     # drop (not truncate) the rare over-long question
+  data.truncation=error
+)
+
+# trainer_overrides EXPERIMENT OUT_DIR: schedule, logging, where checkpoints go, resume.
+trainer_overrides() {
+  local experiment=$1 out=$2
+  echo "trainer.nnodes=$NNODES"
+  echo "trainer.n_gpus_per_node=$GPUS_PER_NODE"
+  echo "trainer.total_epochs=$EPOCHS"
+  echo "trainer.test_freq=$TEST_FREQ"
+  echo "trainer.save_freq=$SAVE_FREQ"
+  echo "trainer.val_before_train=True"
+  echo "trainer.logger=$LOGGER"
+  echo "trainer.project_name=$PROJECT"
+  echo "trainer.experiment_name=$experiment"
+  echo "trainer.default_local_dir=$out/checkpoints"
+  echo "trainer.validation_data_dir=$out/validation"    # validation generations, one jsonl per test
+  echo "trainer.resume_mode=auto"                       # a rerun continues from the last complete checkpoint
+}
+
+# Prepare the datasets the run reads unless their parquet files exist (skipped under DRY_RUN).
+prepare_data() {
+  is_dry_run && return 0
+  local missing=()
+  [ -f "$TRAIN_FILE" ] || missing+=("$TRAIN_DATA")
+  local i
+  for i in "${!val_names[@]}"; do
+    [ -f "${val_files[$i]}" ] || missing+=("${val_names[$i]}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "preparing missing datasets into $DATA_ROOT: ${missing[*]}" >&2
+  # --skip-bad-rows: DeepScaleR has a few rows without an answer; they are listed in bad_rows.jsonl.
+  python -m data_prep.prepare_all --only "$(IFS=,; echo "${missing[*]}")" --output-root "$DATA_ROOT" --skip-bad-rows
+}
+
+# launch MODULE OVERRIDE...: with RAY_ADDRESS set (the dashboard, e.g. http://head:8265), submit to that Ray
+# cluster; otherwise run here and let the trainer start a local Ray. DRY_RUN=1 prints the overrides.
+launch() {
+  local module=$1
+  shift
+  if is_dry_run || [ -z "${RAY_ADDRESS:-}" ]; then
+    launch_local "$module" "$@"
+    return
+  fi
+  # Ray runs the entrypoint through a shell: overrides holding $, ` or " need escaping (e.g. \${...}).
+  # The job's environment on every node; HF_HOME (a shared model cache) only when set here.
+  local env_vars='"TOKENIZERS_PARALLELISM": "true", "NCCL_DEBUG": "WARN", "VLLM_LOGGING_LEVEL": "WARN", "HYDRA_FULL_ERROR": "1"'
+  if [ -n "${HF_HOME:-}" ]; then env_vars+=", \"HF_HOME\": \"$HF_HOME\""; fi
+  local runtime_env="{\"env_vars\": {$env_vars}}"
+  local submit=(ray job submit --address "$RAY_ADDRESS" --runtime-env-json "$runtime_env")
+  [ "${RAY_NO_WAIT:-0}" = 1 ] && submit+=(--no-wait)  # return at once; follow with `ray job logs -f ID`
+  "${submit[@]}" -- python -m "$module" "$@"
+}

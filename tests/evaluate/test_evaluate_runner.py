@@ -1,0 +1,250 @@
+"""End-to-end evaluation with the tiny random models (HF backend, CPU), sharing, resume and bad input."""
+
+import json
+import shutil
+import time
+
+import pandas as pd
+import pytest
+
+from duet_verl.core import extract_signal, score_answer
+from duet_verl.evaluate.__main__ import main
+from duet_verl.evaluate.backends import Generation
+from duet_verl.evaluate.runner import EvalConfig, EvalInputError, Sampling, run
+
+ALL_MODES = ["duet", "large", "small", "concise"]
+QUESTIONS = 5  # of the fixture's 8: enough for two chunks of 3, quick on a busy 2-core machine
+COMPARED = ("samples", "accuracy", "mean_large_tokens", "mean_large_thinking_tokens", "mean_small_tokens")
+
+
+def cli_args(tiny_assets, out, *extra):
+    return [
+        "--large", str(tiny_assets["large"]), "--small", str(tiny_assets["small"]),
+        "--data", str(tiny_assets["test"]), "--out", str(out), "--backend", "hf", "--no-progress",
+        "--large-max-tokens", "10", "--small-max-tokens", "5", "--chunk-size", "3", *extra,
+    ]  # fmt: skip
+
+
+def records_of(out):
+    return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+
+
+def samples(out):
+    """What a sample is, without its timing: per-sample seeds make it independent of batching and resume."""
+    fields = ("large_text", "small_text", "prediction", "correct", "large_tokens", "small_tokens")
+    return {(r["mode"], r["row"]): tuple(r[f] for f in fields) for r in records_of(out)}
+
+
+def comparable(summary):
+    return {b: {m: {k: s[k] for k in COMPARED} for m, s in modes.items()} for b, modes in summary.items()}
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_assets, tmp_path_factory, record_wall_time):
+    out = tmp_path_factory.mktemp("eval") / "full"
+    start = time.perf_counter()
+    assert main(cli_args(tiny_assets, out, "--modes", *ALL_MODES, "--max-samples", str(QUESTIONS))) == 0
+    record_wall_time(f"evaluate: tiny models, {QUESTIONS} questions x 4 modes (hf)", time.perf_counter() - start)
+    return out
+
+
+def test_every_mode_end_to_end(full_run):
+    records = records_of(full_run)
+    summary = json.loads((full_run / "summary.json").read_text())
+    assert list(summary) == ["tiny_math"] and list(summary["tiny_math"]) == ALL_MODES
+    assert {m: s["samples"] for m, s in summary["tiny_math"].items()} == dict.fromkeys(ALL_MODES, QUESTIONS)
+    assert len(records) == 4 * QUESTIONS and len({(r["mode"], r["row"]) for r in records}) == 4 * QUESTIONS
+    by_key = {(r["mode"], r["row"]): r for r in records}
+    for row in range(QUESTIONS):
+        large, duet, small, concise = (by_key[(m, row)] for m in ("large", "duet", "small", "concise"))
+        # duet reads the signal of the very response that `large` was scored on
+        assert duet["large_text"] == large["large_text"] and duet["large_tokens"] == large["large_tokens"]
+        assert duet["signal"] == extract_signal(large["large_text"]).text
+        assert 0 < large["large_tokens"] <= 10 and 0 < concise["large_tokens"] <= 10
+        assert 0 < duet["small_tokens"] <= 5 and 0 < small["small_tokens"] <= 5 and small["large_tokens"] == 0
+        assert large["small_text"] is None and concise["small_text"] is None
+        for record in (large, concise):
+            assert record["correct"] == score_answer("tiny_math", record["large_text"], record["ground_truth"]).score
+        for record in (duet, small):
+            assert record["correct"] == score_answer("tiny_math", record["small_text"], record["ground_truth"]).score
+        assert duet["small_prompt_tokens"] > 0 and duet["large_seconds"] > 0 and duet["small_seconds"] > 0
+    table = (full_run / "summary.md").read_text()
+    assert "### tiny_math" in table and all(f"| {m} | {QUESTIONS}×1 |" in table for m in ALL_MODES)
+    assert (full_run / "accuracy_vs_tokens.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resume_after_truncated_records_matches_full_run(full_run, tiny_assets, tmp_path):
+    out = tmp_path / "resumed"
+    shutil.copytree(full_run, out)
+    lines = (out / "records.jsonl").read_text().splitlines(keepends=True)
+    # keep 7 whole lines and half of the 8th, as a run killed while writing would leave them
+    (out / "records.jsonl").write_text("".join(lines[:7]) + lines[7][:40])
+    (out / "summary.json").unlink()
+    assert main(cli_args(tiny_assets, out, "--modes", *ALL_MODES, "--max-samples", str(QUESTIONS))) == 0
+    assert len(records_of(out)) == 4 * QUESTIONS
+    resumed = json.loads((out / "summary.json").read_text())
+    assert comparable(resumed) == comparable(json.loads((full_run / "summary.json").read_text()))
+    assert samples(out) == samples(full_run)
+
+
+def test_resume_after_max_samples_cap_matches_full_run(full_run, tiny_assets, tmp_path):
+    out = tmp_path / "capped"
+    assert main(cli_args(tiny_assets, out, "--modes", "duet", "large", "--max-samples", "2")) == 0
+    assert json.loads((out / "summary.json").read_text())["tiny_math"]["duet"]["samples"] == 2
+    assert main(cli_args(tiny_assets, out, "--modes", *ALL_MODES, "--max-samples", str(QUESTIONS))) == 0
+    assert comparable(json.loads((out / "summary.json").read_text())) == comparable(
+        json.loads((full_run / "summary.json").read_text())
+    )
+    assert samples(out) == samples(full_run)
+
+
+def test_resume_with_other_settings_is_refused(full_run, tiny_assets, tmp_path, capsys):
+    out = tmp_path / "other"
+    shutil.copytree(full_run, out)
+    assert main(cli_args(tiny_assets, out, "--modes", "duet", "--small-template", "chat_think")) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+class ScriptedGenerator:
+    """Answers correctly unless told otherwise, and counts prompts, to test sharing and seeds without a model."""
+
+    def __init__(self, answer_for_seed=lambda seed: "7"):
+        self.prompts, self.answer_for_seed = 0, answer_for_seed
+
+    def generate(self, prompts_token_ids, max_new_tokens, temperature, top_p, top_k, seeds):
+        self.prompts += len(prompts_token_ids)
+        return [Generation([1, 2, 3, 4], f"<think>x</think>\\boxed{{{self.answer_for_seed(s)}}}") for s in seeds]
+
+
+def scripted_data(tmp_path, num=3):
+    rows = [
+        {
+            "data_source": "tiny_math",
+            "prompt": [{"role": "user", "content": f"q{i}"}],
+            "reward_model": {"style": "rule", "ground_truth": "7"},
+            "extra_info": {"split": "test", "index": i, "question": f"q{i}"},
+        }
+        for i in range(num)
+    ]
+    path = tmp_path / "scripted.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def test_duet_and_large_share_one_generation_of_m(tiny_assets, tmp_path):
+    generators = {}
+
+    def make(path, role):
+        generators[role] = ScriptedGenerator()
+        return generators[role]
+
+    config = EvalConfig(
+        data=[str(scripted_data(tmp_path))], out=str(tmp_path / "out"), modes=["duet", "large", "concise"],
+        large=str(tiny_assets["large"]), small=str(tiny_assets["small"]), progress=False,
+    )  # fmt: skip
+    summary = run(config, make)["tiny_math"]
+    assert generators["large"].prompts == 3 + 3  # thinking (shared by duet and large) + concise
+    assert generators["small"].prompts == 3
+    assert all(s["accuracy"] == 1.0 for s in summary.values())
+    assert summary["large"]["mean_large_thinking_tokens"] == 4  # tiny tokenizer: ids 1-4 are not </think>
+
+
+def test_resume_reuses_the_stored_response_of_m(tiny_assets, tmp_path):
+    generators = []
+
+    def make(path, role):
+        generators.append(ScriptedGenerator())
+        return generators[-1]
+
+    data, out = str(scripted_data(tmp_path)), str(tmp_path / "out")
+    common = dict(data=[data], out=out, large=str(tiny_assets["large"]), small=str(tiny_assets["small"]))
+    run(EvalConfig(modes=["large"], progress=False, **common), make)
+    assert generators[0].prompts == 3
+    run(EvalConfig(modes=["large", "duet"], progress=False, **common), make)
+    large_again, small = generators[1:]
+    assert large_again.prompts == 0 and small.prompts == 3  # duet read the signals `large` already had
+    assert len(records_of(tmp_path / "out")) == 6
+
+
+def test_seeds_give_mean_and_std(tiny_assets, tmp_path):
+    def make(path, role):  # correct on about half of the per-sample seeds
+        return ScriptedGenerator(lambda seed: "7" if seed % 2 else "8")
+
+    config = EvalConfig(
+        data=[str(scripted_data(tmp_path, num=6))], out=str(tmp_path / "out"), modes=["large"],
+        large=str(tiny_assets["large"]), seeds=3, progress=False,
+    )  # fmt: skip
+    summary = run(config, make)["tiny_math"]["large"]
+    records = records_of(tmp_path / "out")
+    per_seed = [sum(r["correct"] for r in records if r["seed"] == s) / 6 for s in range(3)]
+    assert summary["seeds"] == 3 and summary["samples"] == 18
+    assert summary["accuracy"] == pytest.approx(sum(per_seed) / 3)
+    assert summary["accuracy_seed_std"] == pytest.approx(pd.Series(per_seed).std(ddof=0))
+    assert len({r["large_text"] for r in records}) == 2  # per-sample seeds differ across seeds and questions
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def never_called(path, role):
+    raise AssertionError("a model was loaded before the input was checked")
+
+
+def write_rows(tmp_path, rows, name="bad.parquet"):
+    path = tmp_path / name
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def good_row(**changes):
+    row = {
+        "data_source": "tiny_math",
+        "prompt": [{"role": "user", "content": "q"}],
+        "reward_model": {"style": "rule", "ground_truth": "1"},
+        "extra_info": {"split": "test", "index": 0, "question": "q"},
+    }
+    return row | changes
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing_column", "lacks column(s) ['reward_model']"),
+        ("unknown_source", "no scorer for data_source 'mystery_bench'"),
+        ("empty_file", "has no rows"),
+        ("missing_file", "does not exist"),
+        ("not_parquet", "not a readable parquet file"),
+        ("no_question", "extra_info.question is missing"),
+        ("model_folder_missing", "no such folder"),
+        ("model_folder_without_config", "no config.json"),
+    ],
+)
+def test_bad_input_is_reported_before_any_model_loads(case, expected, tiny_assets, tmp_path):
+    data, large = tmp_path / "data.parquet", str(tiny_assets["large"])
+    if case == "missing_column":
+        data = write_rows(tmp_path, [{k: v for k, v in good_row().items() if k != "reward_model"}])
+    elif case == "unknown_source":
+        data = write_rows(tmp_path, [good_row(), good_row(data_source="mystery_bench")])
+    elif case == "empty_file":
+        data = write_rows(tmp_path, [good_row()]).with_name("empty.parquet")
+        pd.read_parquet(tmp_path / "bad.parquet").iloc[:0].to_parquet(data)
+    elif case == "not_parquet":
+        data.write_text("not parquet")
+    elif case == "no_question":
+        data = write_rows(tmp_path, [good_row(extra_info={"split": "test", "index": 0})])
+    elif case != "missing_file":
+        data = write_rows(tmp_path, [good_row()])
+        large = str(tmp_path / "no_model")
+        if case == "model_folder_without_config":
+            (tmp_path / "no_model").mkdir()
+    config = EvalConfig(data=[str(data)], out=str(tmp_path / "out"), modes=ALL_MODES, large=large,
+                        small=str(tiny_assets["small"]), small_sampling=Sampling(4, 0.0), progress=False)  # fmt: skip
+    with pytest.raises(EvalInputError) as error:
+        run(config, never_called)
+    assert expected in str(error.value)
+    assert not (tmp_path / "out" / "records.jsonl").exists()
+
+
+def test_cli_prints_the_error_and_exits_2(tmp_path, capsys):
+    code = main(["--large", str(tmp_path / "nope"), "--data", str(tmp_path / "x.parquet"), "--modes", "large",
+                 "--out", str(tmp_path / "out"), "--backend", "hf"])  # fmt: skip
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: M (the capable model) (--large ")

@@ -1,0 +1,247 @@
+"""Every hydra override a recipe passes composes against its trainer's config (nothing is launched).
+
+``DRY_RUN=1 bash recipes/X.sh`` prints the recipe's overrides one per line; they are composed with hydra against
+the DUET config (``duet_verl.main``) or verl's ``ppo_trainer`` (``verl.trainer.main_ppo``). A run fails on an
+unknown key (hydra's struct mode), a ``+key`` outside the allowed additions, a legacy key verl 0.9 silently
+ignores, or an invalid DUET combination (``duet_config.validate``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from duet_verl.duet_config import LARGE, SMALL, DuetConfig, DuetConfigError, build_model_views, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = ROOT / "recipes"
+DUET = ("duet_verl.config", "duet_trainer")
+PPO = ("verl.trainer.config", "ppo_trainer")
+RECIPE_CONFIGS = {
+    "run_duet_qwen3.sh": DUET,
+    "run_duet_qwen3_4b.sh": DUET,
+    "run_grpo_baseline_qwen3.sh": PPO,
+    "run_duet_cpu_tiny.sh": DUET,
+    "run_grpo_cpu_tiny.sh": PPO,
+}
+# Keys a recipe may add with "+": absent from verl's schema but read by verl (each with its reason in common_cpu.sh).
+ALLOWED_ADDITIONS = {
+    "ray_kwargs.ray_init.num_gpus",
+    "actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype",
+    "actor_rollout_ref.ref.fsdp_config.mixed_precision.param_dtype",
+    "actor_rollout_ref.model.override_config.attn_implementation",
+    "small_actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype",
+    "small_actor_rollout_ref.model.override_config.attn_implementation",
+}
+# Accepted by verl 0.9 and silently ignored: reward settings live under reward.* now (shared/VERL_NOTES.md).
+LEGACY_PREFIXES = ("reward_model.reward_manager", "reward_model.overlong_buffer", "custom_reward_function")
+
+
+def dry_run(recipe: str, *args: str, **env: str) -> list[str]:
+    return list(_dry_run(recipe, args, tuple(sorted(env.items()))))
+
+
+@functools.cache
+def _dry_run(recipe: str, args: tuple[str, ...], env: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    result = subprocess.run(
+        ["bash", str(RECIPES / recipe), *args],
+        env={**os.environ, "DRY_RUN": "1", "RAY_ADDRESS": "", **dict(env)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return tuple(result.stdout.splitlines())
+
+
+def key_of(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+@functools.cache
+def compose_config(config_source: tuple[str, str], overrides: tuple[str, ...]):
+    module, name = config_source
+    with initialize_config_module(config_module=module, version_base=None):
+        return compose(config_name=name, overrides=list(overrides))
+
+
+def check_overrides(overrides: list[str], config_source: tuple[str, str]):
+    """Compose the overrides and run every check; returns the composed config."""
+    assert overrides, "the recipe printed no overrides"
+    for override in overrides:
+        key = key_of(override)
+        assert "=" in override and " " not in key, f"not a hydra override: {override!r}"
+        assert not key.startswith(LEGACY_PREFIXES), f"{key} is a legacy key that verl 0.9 silently ignores"
+        if override.startswith("+"):
+            assert key in ALLOWED_ADDITIONS, f"{override!r} adds a key verl's schema does not have"
+    config = compose_config(config_source, tuple(overrides))
+    default = compose_config(config_source, ())
+    for prefix in LEGACY_PREFIXES:
+        node = OmegaConf.select(config, prefix)
+        assert node == OmegaConf.select(default, prefix), f"{prefix} differs from its default: verl 0.9 ignores it"
+    config = config.copy()  # the cache's copy stays untouched
+    OmegaConf.to_container(config, resolve=True)  # every interpolation resolves
+    # verl's own checks (batch sizes vs GPUs, micro-batch settings), as main_ppo runs them before Ray starts
+    from verl.utils.config import validate_config
+
+    if config_source == DUET:
+        duet = DuetConfig.from_config(config)
+        validate(config, duet)
+        views = build_model_views(config, duet)
+        validate_config(views[LARGE], use_reference_policy=True, use_critic=False)
+        validate_config(views[SMALL], use_reference_policy=False, use_critic=False)
+    else:
+        kl = config.algorithm.use_kl_in_reward or config.actor_rollout_ref.actor.use_kl_loss
+        validate_config(config, use_reference_policy=kl, use_critic=False)
+    return config
+
+
+@pytest.fixture(scope="module")
+def printed() -> dict[str, list[str]]:
+    return {recipe: dry_run(recipe) for recipe in RECIPE_CONFIGS}
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPE_CONFIGS))
+def test_recipe_overrides_compose_and_validate(recipe, printed):
+    overrides = printed[recipe]
+    assert len({key_of(o) for o in overrides}) == len(overrides), "a key is set twice"
+    check_overrides(overrides, RECIPE_CONFIGS[recipe])
+
+
+def test_duet_recipe_has_the_papers_settings(printed):
+    config = check_overrides(printed["run_duet_qwen3.sh"], DUET)
+    large, small, duet = config.actor_rollout_ref, config.small_actor_rollout_ref, config.duet
+    assert (large.model.path, small.model.path) == ("Qwen/Qwen3-8B", "Qwen/Qwen3-0.6B")
+    assert (large.actor.optim.lr, small.actor.optim.lr) == (1e-6, 1e-6)
+    assert (large.rollout.n, duet.small_rollouts_per_signal) == (4, 4)
+    assert (config.data.max_prompt_length, config.data.max_response_length) == (512, 8192)
+    assert small.rollout.response_length == 1024
+    assert (config.data.train_batch_size, large.actor.ppo_mini_batch_size, small.actor.ppo_mini_batch_size) == (
+        64,
+        32,
+        32,
+    )
+    assert config.algorithm.use_kl_in_reward and config.algorithm.kl_ctrl.kl_coef == 0.001
+    assert (config.trainer.total_epochs, config.trainer.test_freq, config.trainer.save_freq) == (3, 10, 50)
+    assert (duet.length_bound, duet.lambda_schedule, duet.lambda_init, duet.lambda_eta) == (1000, "adaptive", 0, 0.01)
+    assert (duet.marginal_utility, duet.small_prompt_template) == ("per_signal", "paper")
+    assert large.rollout.temperature == small.rollout.temperature == 1.0
+    val = large.rollout.val_kwargs
+    assert (val.do_sample, val.temperature, val.top_p, val.top_k) == (True, 0.6, 0.95, 20)
+    assert small.rollout.val_kwargs.do_sample is False
+    assert [Path(f).parent.name for f in config.data.val_files] == ["math500", "aime24"]
+    assert Path(config.data.train_files).parent.name == "deepscaler"
+    assert (config.trainer.nnodes, config.trainer.n_gpus_per_node, config.trainer.resume_mode) == (1, 8, "auto")
+
+
+def test_baseline_matches_duets_M(printed):
+    base = check_overrides(printed["run_grpo_baseline_qwen3.sh"], PPO)
+    duet = check_overrides(printed["run_duet_qwen3.sh"], DUET)
+    for key in ("data", "actor_rollout_ref.actor.optim", "actor_rollout_ref.rollout.val_kwargs", "algorithm.kl_ctrl"):
+        assert OmegaConf.select(base, key) == OmegaConf.select(duet, key), key
+    assert base.actor_rollout_ref.model.path == "Qwen/Qwen3-8B" and base.actor_rollout_ref.rollout.n == 4
+    assert base.reward.reward_manager.name == "DuetRewardManager"
+
+
+def test_4b_recipe_only_changes_M(printed):
+    small, big = printed["run_duet_qwen3_4b.sh"], printed["run_duet_qwen3.sh"]
+    changed = sorted(set(small) ^ set(big))
+    assert {key_of(o) for o in changed} == {
+        "actor_rollout_ref.model.path",
+        "actor_rollout_ref.rollout.tensor_model_parallel_size",
+        "trainer.experiment_name",
+        "trainer.default_local_dir",
+        "trainer.validation_data_dir",
+    }
+    assert "actor_rollout_ref.model.path=Qwen/Qwen3-4B" in small
+
+
+def test_knobs_and_passthrough_overrides():
+    overrides = dry_run(
+        "run_duet_qwen3.sh",
+        "trainer.total_training_steps=7",
+        NNODES="2",
+        GPUS_PER_NODE="8",
+        MODEL_SMALL="/models/m",
+        LAMBDA_SCHEDULE="constant",
+        LAMBDA_INIT="1.0",
+        DATA_ROOT="/data",
+        VAL_DATA="aime25",
+        LOGGER="[console,wandb]",
+        ROLLOUT_DATA_DIR="/runs/m_answers",
+    )
+    config = check_overrides(overrides, DUET)
+    assert overrides[-1] == "trainer.total_training_steps=7", "extra overrides come last, so they win"
+    assert (config.trainer.nnodes, config.trainer.total_training_steps) == (2, 7)
+    assert config.small_actor_rollout_ref.model.path == "/models/m"
+    assert (config.duet.lambda_schedule, config.duet.lambda_init) == ("constant", 1.0)
+    assert list(config.data.val_files) == ["/data/aime25/test.parquet"]
+    assert list(config.trainer.logger) == ["console", "wandb"]
+    assert config.trainer.rollout_data_dir == "/runs/m_answers"
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ("actor_rollout_ref.actor.optim.learning_rate=1e-6", ConfigCompositionException),  # unknown key
+        ("+reward_model.reward_manager=naive", AssertionError),  # legacy, ignored by verl 0.9
+        ("+custom_reward_function.path=x.py", AssertionError),
+        ("+actor_rollout_ref.actor.my_flag=1", AssertionError),  # an addition verl would never read
+        ("data.train_batch_size=48", DuetConfigError),  # 48 questions do not split into mini-batches of 32
+    ],
+)
+def test_the_check_catches_bad_overrides(extra, error):
+    with pytest.raises(error):
+        check_overrides([*dry_run("run_duet_qwen3.sh"), extra], DUET)
+
+
+def fake_bin(tmp_path: Path) -> Path:
+    """`python` and `ray` stand-ins that record their arguments, one call per line."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("python", "ray"):
+        (bin_dir / tool).write_text(f'#!/usr/bin/env bash\necho "{tool} $*" >> "{tmp_path}/calls"\n')
+        (bin_dir / tool).chmod(0o755)
+    return bin_dir
+
+
+def launch(tmp_path: Path, recipe: str, **env: str) -> list[str]:
+    env = {**os.environ, "PATH": f"{fake_bin(tmp_path)}:{os.environ['PATH']}", "DATA_ROOT": str(tmp_path / "d"), **env}
+    env.pop("DRY_RUN", None)
+    subprocess.run(["bash", str(RECIPES / recipe)], env=env, check=True, timeout=30, capture_output=True)
+    return (tmp_path / "calls").read_text().splitlines()
+
+
+def test_missing_data_is_prepared_then_training_starts_locally(tmp_path):
+    calls = launch(tmp_path, "run_duet_qwen3.sh", RAY_ADDRESS="")
+    assert calls[0].startswith("python -m data_prep.prepare_all --only deepscaler,math500,aime24 ")
+    assert f"--output-root {tmp_path / 'd'}" in calls[0]
+    assert calls[1].startswith("python -m duet_verl.main data.train_files=")
+    assert len(calls) == 2
+
+
+def test_ray_address_submits_a_job_and_prepared_data_is_reused(tmp_path):
+    for name, split in (("deepscaler", "train"), ("math500", "test"), ("aime24", "test")):
+        (tmp_path / "d" / name).mkdir(parents=True)
+        (tmp_path / "d" / name / f"{split}.parquet").touch()
+    calls = launch(
+        tmp_path, "run_grpo_baseline_qwen3.sh", RAY_ADDRESS="http://head:8265", NNODES="2", HF_HOME="/shared/hf"
+    )
+    assert len(calls) == 1, "no data preparation when the files exist"
+    assert calls[0].startswith("ray job submit --address http://head:8265 --runtime-env-json {")
+    assert " -- python -m verl.trainer.main_ppo " in calls[0] and "trainer.nnodes=2" in calls[0]
+    runtime_env = calls[0].split("--runtime-env-json ", 1)[1].split(" -- ", 1)[0]
+    assert json.loads(runtime_env)["env_vars"]["HF_HOME"] == "/shared/hf"
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in RECIPES.glob("*.sh")))
+def test_recipes_parse(recipe):
+    subprocess.run(["bash", "-n", str(RECIPES / recipe)], check=True)
