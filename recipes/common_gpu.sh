@@ -40,7 +40,7 @@ LAMBDA_ETA=${LAMBDA_ETA:-0.01}               # η
 MARGINAL_UTILITY=${MARGINAL_UTILITY:-per_signal}
 SMALL_TEMPLATE=${SMALL_TEMPLATE:-paper}
 
-# --- memory for 8×H100 80 GB (estimates: docs/TRAIN_ON_GPUS.md) --------------------------------------------
+# --- memory for 8×H100 80 GB (estimates: README, "Train on GPUs") --------------------------------------------
 # The trainer keeps at most one vLLM engine awake: sync M → M generates → M sleeps → sync m → m generates →
 # m sleeps → train. Sleep is level 2 (weights and KV cache freed), so each engine may take most of the GPU
 # while it is awake; what must stay free is what is resident at that moment: M's FSDP state unless offloaded
