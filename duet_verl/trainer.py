@@ -198,16 +198,18 @@ class DuetTrainer(RayPPOTrainer):
         large.batch["response_mask"] = compute_response_mask(large)
         large.non_tensor_batch["large_row"] = np.arange(len(large))
         large.non_tensor_batch["raw_prompt"] = gen_batch.non_tensor_batch["raw_prompt"]
+        responses, lengths = large.batch["responses"].tolist(), large.batch["response_mask"].sum(-1).tolist()
+        large.non_tensor_batch["response_text"] = _object_array(
+            self.tokenizer.batch_decode(
+                [ids[:length] for ids, length in zip(responses, lengths, strict=True)], skip_special_tokens=True
+            )
+        )
         return large
 
     # ------------------------------------------------------------------ building m's batch
-    def _signals(self, large_batch: DataProto) -> list:
-        responses = large_batch.batch["responses"]
-        lengths = large_batch.batch["response_mask"].sum(-1).tolist()
-        texts = self.tokenizer.batch_decode(
-            [ids[:length] for ids, length in zip(responses.tolist(), lengths, strict=True)], skip_special_tokens=True
-        )
-        return [extract_signal(text) for text in texts]
+    @staticmethod
+    def _signals(large_batch: DataProto) -> list:
+        return [extract_signal(text) for text in large_batch.non_tensor_batch["response_text"]]
 
     @staticmethod
     def _question(row_extra_info: dict, raw_prompt) -> str:
@@ -273,7 +275,9 @@ class DuetTrainer(RayPPOTrainer):
 
         with marked_timer("duet_rewards", timing):
             lam = self.lambda_schedule.value
-            lengths = self._large_lengths(large)
+            thinking = self._thinking_lengths(large)
+            measured = {"thinking": thinking, "response": response_lengths(large.batch["response_mask"])}
+            lengths = measured[self.duet.length_measure]
             question_index = {uid: i for i, uid in enumerate(dict.fromkeys(large.non_tensor_batch["uid"]))}
             rewards = compute_duet_rewards(
                 small_scores=guided.batch["rm_scores"].sum(-1).numpy(),
@@ -300,7 +304,7 @@ class DuetTrainer(RayPPOTrainer):
                     self.duet.small_grouping,
                 )
             )
-        metrics.update(self._duet_metrics(large, guided, signals, lengths, rewards, lam))
+        metrics.update(self._duet_metrics(large, guided, signals, lengths, thinking, rewards, lam))
         self._dump_samples(large, guided, signals, lengths, rewards, lam)
         self.lambda_schedule.update(float(lengths.mean()))
 
@@ -343,7 +347,7 @@ class DuetTrainer(RayPPOTrainer):
             return parents
         return np.array([question_index[u] for u in baseline.non_tensor_batch["question_uid"]], dtype=np.int64)
 
-    def _duet_metrics(self, large, guided, signals, lengths, rewards, lam) -> dict[str, float]:
+    def _duet_metrics(self, large, guided, signals, lengths, thinking, rewards, lam) -> dict[str, float]:
         response_lengths = large.batch["response_mask"].sum(-1).float()
         cut = np.array([c or 0 for c in guided.non_tensor_batch.get("signal_tokens_cut", [0] * len(guided))])
         metrics = {
@@ -354,7 +358,7 @@ class DuetTrainer(RayPPOTrainer):
             "duet/penalised_length_mean": float(lengths.mean()),
             "duet/large_response_length_mean": float(response_lengths.mean()),
             "duet/large_response_length_max": float(response_lengths.max()),
-            "duet/large_thinking_length_mean": float(np.mean(self._thinking_lengths(large))),
+            "duet/large_thinking_length_mean": float(np.mean(thinking)),
             "duet/small_response_length_mean": float(guided.batch["response_mask"].sum(-1).float().mean()),
             "duet/small_accuracy": float(guided.batch["rm_scores"].sum(-1).mean()),
             "duet/large_truncated_fraction": float(
@@ -375,7 +379,6 @@ class DuetTrainer(RayPPOTrainer):
         if not out_dir:
             return
         decode = self.small_tokenizer.decode
-        large_text = self.tokenizer.batch_decode(large.batch["responses"], skip_special_tokens=True)
         path = Path(out_dir) / f"duet_step_{self.global_steps}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w") as f:
@@ -389,7 +392,7 @@ class DuetTrainer(RayPPOTrainer):
                     "lambda": lam,
                     "large_row": i,
                     "question": guided.non_tensor_batch["question"][j],
-                    "large_response": large_text[i],
+                    "large_response": large.non_tensor_batch["response_text"][i],
                     "signal": signals[i].text,
                     "signal_case": signals[i].case.value,
                     "large_length": float(lengths[i]),
@@ -405,12 +408,6 @@ class DuetTrainer(RayPPOTrainer):
 
     def _thinking_lengths(self, large: DataProto) -> np.ndarray:
         return thinking_lengths(large.batch["responses"], large.batch["response_mask"], self.think_end_id)
-
-    def _large_lengths(self, large: DataProto) -> np.ndarray:
-        """The penalised length L_i of each M row (``duet.length_measure``)."""
-        if self.duet.length_measure == "thinking":
-            return self._thinking_lengths(large)
-        return response_lengths(large.batch["response_mask"])
 
     # ------------------------------------------------------------------ training loop
     def fit(self):

@@ -92,6 +92,13 @@ gpu_ref_overrides() {
   echo "$key.ref.log_prob_max_token_len_per_gpu=$((LARGE_TOKENS_PER_GPU * 2))"
 }
 
+# M's whole block (actor, rollout, reference), the same in the DUET and the M-alone baseline recipes.
+large_model_overrides() {
+  gpu_model_overrides actor_rollout_ref "$MODEL_LARGE" "$LR_LARGE" "$TP_LARGE" "$GPU_MEM_LARGE" "$OFFLOAD_LARGE" \
+    "$LARGE_TOKENS_PER_GPU"
+  gpu_ref_overrides actor_rollout_ref
+}
+
 # M's validation sampling: Qwen3 thinking defaults (shared/DUET.md "Evaluation").
 large_val_overrides=(
   actor_rollout_ref.rollout.val_kwargs.do_sample=True

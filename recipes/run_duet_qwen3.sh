@@ -15,11 +15,7 @@ OUT_DIR=${OUT_DIR:-$HOME/duet_runs/$EXPERIMENT}
 # shellcheck source=SCRIPTDIR/common_gpu.sh
 source "$here/common_gpu.sh"
 
-mapfile -t large_overrides < <(
-  gpu_model_overrides actor_rollout_ref "$MODEL_LARGE" "$LR_LARGE" "$TP_LARGE" "$GPU_MEM_LARGE" "$OFFLOAD_LARGE" \
-    "$LARGE_TOKENS_PER_GPU"
-  gpu_ref_overrides actor_rollout_ref
-)
+mapfile -t large_overrides < <(large_model_overrides)
 mapfile -t small_overrides < <(
   gpu_model_overrides small_actor_rollout_ref "$MODEL_SMALL" "$LR_SMALL" "$TP_SMALL" "$GPU_MEM_SMALL" \
     "$OFFLOAD_SMALL" "$SMALL_TOKENS_PER_GPU"
