@@ -113,8 +113,50 @@ def validate(config: DictConfig, duet: DuetConfig) -> None:
             f"by the number of GPUs (trainer.n_gpus_per_node x trainer.nnodes = {world})",
             problems,
         )
+    _check_rollout_engines(config, problems)
     if problems:
         raise DuetConfigError("invalid DUET config:\n- " + "\n- ".join(problems))
+
+
+def _check_rollout_engines(config: DictConfig, problems: list[str]) -> None:
+    """What the fused worker group and two GPU rollout engines on the same GPUs require."""
+    rollouts = {block: config[block].rollout for block in ("actor_rollout_ref", SMALL_BLOCK)}
+    for block, rollout in rollouts.items():
+        backend = rollout.checkpoint_engine.backend
+        # nccl/nixl/hccl: one process-wide collective group name ("default"), so m would reuse M's group in the
+        # fused worker, and their worker group calls unprefixed methods the fused actors do not expose.
+        _require(
+            backend == "naive",
+            f"{block}.rollout.checkpoint_engine.backend={backend!r}: DUET's fused worker group supports only "
+            "'naive' weight sync",
+            problems,
+        )
+    large_name = rollouts["actor_rollout_ref"].name
+    gpu_engines = {block: r for block, r in rollouts.items() if (r.get("name") or large_name) != "hf"}
+    if len(gpu_engines) < 2:
+        return
+    total = sum(float(r.gpu_memory_utilization) for r in gpu_engines.values())
+    resident = [
+        f"{block}.rollout" for block, r in gpu_engines.items()
+        if not (r.free_cache_engine and r.get("enable_sleep_mode", True))
+    ]  # fmt: skip
+    _require(
+        total <= 1.0 or not resident,
+        f"the two rollout engines' gpu_memory_utilization sum to {total:g} > 1, but {resident} never sleep "
+        "(free_cache_engine / enable_sleep_mode off): both cannot be resident on one GPU. Lower the fractions or "
+        "let both engines sleep",
+        problems,
+    )
+
+
+def optimizer_steps_per_training_step(config: DictConfig, duet: DuetConfig) -> dict[str, int]:
+    """Each model's optimizer steps per DUET step. Both mini-batches count questions (verl's "prompts",
+    ``ppo_mini_batch_size``): M's holds n responses per question and m's n·k answers per question."""
+    batch = config.data.train_batch_size
+    return {
+        name: batch // config[block].actor.ppo_mini_batch_size * config[block].actor.ppo_epochs
+        for name, block in ((LARGE, "actor_rollout_ref"), (SMALL, SMALL_BLOCK))
+    }
 
 
 def build_model_views(config: DictConfig, duet: DuetConfig) -> dict[str, DictConfig]:

@@ -14,7 +14,15 @@ import hydra
 import ray
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from duet_verl.duet_config import LARGE, SMALL, SMALL_BLOCK, DuetConfig, build_model_views, validate
+from duet_verl.duet_config import (
+    LARGE,
+    SMALL,
+    SMALL_BLOCK,
+    DuetConfig,
+    build_model_views,
+    optimizer_steps_per_training_step,
+    validate,
+)
 
 
 @hydra.main(config_path="config", config_name="duet_trainer", version_base=None)
@@ -25,6 +33,8 @@ def main(config: DictConfig) -> None:
 def run_duet(config: DictConfig) -> None:
     duet = DuetConfig.from_config(config)
     validate(config, duet)
+    steps = optimizer_steps_per_training_step(config, duet)
+    print(f"[duet] optimizer steps per training step: M {steps[LARGE]}, m {steps[SMALL]}", flush=True)
     agent_loops = str(resources.files("duet_verl.config").joinpath("agent_loops.yaml"))
     with open_dict(config):
         config[SMALL_BLOCK].rollout.agent.agent_loop_config_path = agent_loops

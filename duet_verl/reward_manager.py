@@ -1,9 +1,12 @@
 """The DUET reward manager for verl's reward loop: scores m's answers against the ground truth.
 
 Plugged in with ``reward.reward_manager.source=importlib`` (set in ``duet_trainer.yaml``), so no registration
-has to happen in the reward-loop processes. By default it scores 1.0/0.0 with ``duet_verl.core.scoring``
-(routed by ``data_source``); a verl ``reward.custom_reward_function`` replaces that scorer, as in verl's own
-managers. M's reward is computed by the trainer from these scores.
+has to happen in the reward-loop processes. It scores 1.0/0.0 with ``duet_verl.core.scoring`` (routed by
+``data_source``) unless the user configured ``reward.custom_reward_function``, which then replaces that scorer.
+verl's ``load_reward_manager`` hands every manager a ``compute_score``: the custom function when one is
+configured, else verl's own ``default_compute_score``, which knows neither ``deepscaler`` nor GPQA and scores
+``aime*`` with DAPO's ``Answer:`` rule. So the manager decides from the config, not from what it was handed.
+M's reward is computed by the trainer from these scores.
 """
 
 from __future__ import annotations
@@ -17,11 +20,17 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from duet_verl.core.scoring import score_answer
 
 
+def uses_custom_reward_function(config) -> bool:
+    """Whether ``reward.custom_reward_function.path`` is set (verl's own test for a custom scorer)."""
+    reward = config.get("reward") or {}
+    return bool((reward.get("custom_reward_function") or {}).get("path"))
+
+
 class DuetRewardManager(RewardManagerBase):
     """Score one m answer: ``reward_score`` plus ``acc`` and the extracted prediction ``pred``."""
 
     def __init__(self, config, tokenizer, compute_score=None, **kwargs: Any):
-        super().__init__(config, tokenizer, compute_score)
+        super().__init__(config, tokenizer, compute_score if uses_custom_reward_function(config) else None)
 
     async def run_single(self, data: DataProto) -> dict:
         item = data[-1]

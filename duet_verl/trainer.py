@@ -8,9 +8,12 @@ what changes with two models:
   (one Ray actor per GPU holding both), each with its own tagged rollout servers, agent loop and weight-sync
   manager; one reward loop (m's tokenizer) scores m's answers.
 - ``fit``: one DUET step is sync M → generate M → sleep M → sync m → generate m (guided, then baseline) →
-  sleep m → rewards → update m → update M → λ update. At most one rollout engine is awake at a time.
-- ``_validate``, ``_save_checkpoint``, ``_load_checkpoint``: the same chain without length penalty, and
-  checkpoints holding both models, λ and the dataloader, published only when complete.
+  sleep m → rewards (with the current λ) → λ update from this step's M lengths (the next step's λ) → KL (per
+  ``algorithm.use_kl_in_reward`` / ``actor.use_kl_loss``) → GRPO advantages → update m → update M. At most one
+  rollout engine is awake at a time.
+- ``_validate``, ``_save_checkpoint``, ``_load_checkpoint``: the same chain without length penalty (its
+  generations written to ``trainer.validation_data_dir``), and checkpoints holding both models, λ and the
+  dataloader, published only when complete and pruned to ``trainer.max_actor_ckpt_to_keep``.
 
 Rows of M and m are linked by explicit ids (``large_row``), never by position.
 """
@@ -49,6 +52,7 @@ from verl.utils.metric import reduce_metrics
 from verl.workers.engine_workers import ActorRolloutRefWorker
 
 from duet_verl.agent_loop import AGENT_NAME
+from duet_verl.checkpointing import TRACKER_FILE, restore_dataloader, stale_checkpoints, tracked_step
 from duet_verl.core import (
     LambdaSchedule,
     compute_duet_rewards,
@@ -59,8 +63,6 @@ from duet_verl.core import (
     thinking_lengths,
 )
 from duet_verl.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig
-
-TRACKER_FILE = "latest_checkpointed_iteration.txt"
 
 
 @dataclass
@@ -132,8 +134,11 @@ class DuetTrainer(RayPPOTrainer):
         pool = self.resource_pool_manager.get_resource_pool(Role.ActorRolloutRef)
         worker_cls = ray.remote(ActorRolloutRefWorker)
         class_dict = {
+            # M's reference model exists only when a KL term reads it (verl's need_reference_policy)
             LARGE: RayClassWithInitArgs(
-                cls=worker_cls, config=self.large.config.actor_rollout_ref, role="actor_rollout_ref"
+                cls=worker_cls,
+                config=self.large.config.actor_rollout_ref,
+                role="actor_rollout_ref" if self.use_reference_policy else "actor_rollout",
             ),
             SMALL: RayClassWithInitArgs(
                 cls=worker_cls, config=self.small.config.actor_rollout_ref, role="actor_rollout"
@@ -148,7 +153,9 @@ class DuetTrainer(RayPPOTrainer):
         for role in (self.large, self.small):
             role.actor_rollout_wg = worker_groups[role.name]
             role.actor_rollout_wg.init_model()
-        self.actor_rollout_wg = self.ref_policy_wg = self.large.actor_rollout_wg
+        self.actor_rollout_wg = self.large.actor_rollout_wg
+        if self.use_reference_policy:
+            self.ref_policy_wg = self.large.actor_rollout_wg
 
         self.reward_loop_manager = RewardLoopManager(config=self.small.config, rm_resource_pool=None)
         for role in (self.large, self.small):
@@ -198,13 +205,16 @@ class DuetTrainer(RayPPOTrainer):
         large.batch["response_mask"] = compute_response_mask(large)
         large.non_tensor_batch["large_row"] = np.arange(len(large))
         large.non_tensor_batch["raw_prompt"] = gen_batch.non_tensor_batch["raw_prompt"]
-        responses, lengths = large.batch["responses"].tolist(), large.batch["response_mask"].sum(-1).tolist()
-        large.non_tensor_batch["response_text"] = _object_array(
-            self.tokenizer.batch_decode(
-                [ids[:length] for ids, length in zip(responses, lengths, strict=True)], skip_special_tokens=True
-            )
-        )
+        large.non_tensor_batch["response_text"] = _object_array(self._response_texts(large, self.tokenizer))
         return large
+
+    @staticmethod
+    def _response_texts(batch: DataProto, tokenizer) -> list[str]:
+        """Each row's valid response tokens as text (special tokens dropped; Qwen3's ``</think>`` is not one)."""
+        responses, lengths = batch.batch["responses"].tolist(), batch.batch["response_mask"].sum(-1).tolist()
+        return tokenizer.batch_decode(
+            [ids[:length] for ids, length in zip(responses, lengths, strict=True)], skip_special_tokens=True
+        )
 
     # ------------------------------------------------------------------ building m's batch
     @staticmethod
@@ -253,6 +263,10 @@ class DuetTrainer(RayPPOTrainer):
 
     # ------------------------------------------------------------------ one training step
     def _duet_step(self, batch_dict: dict, metrics: dict, timing: dict) -> None:
+        """One DUET step, in this order: M generates n responses per question → m answers k times per signal
+        (and k baseline answers with marginal utility) → rewards with the current λ → λ update from this step's
+        M lengths (used from the next step on) → old log-probs of both → M's KL → GRPO advantages → update m →
+        update M."""
         n = self.config.actor_rollout_ref.rollout.n
         k = self.duet.small_rollouts_per_signal
         large = self._generate_large(batch_dict, n, validate=False, timing=timing, timer="gen_large")
@@ -306,7 +320,7 @@ class DuetTrainer(RayPPOTrainer):
             )
         metrics.update(self._duet_metrics(large, guided, signals, lengths, thinking, rewards, lam))
         self._dump_samples(large, guided, signals, lengths, rewards, lam)
-        self.lambda_schedule.update(float(lengths.mean()))
+        self.lambda_schedule.update(float(lengths.mean()))  # the next step's λ; this step's rewards used ``lam``
 
         for role, role_batch in ((self.large, large), (self.small, guided)):
             if self.config.trainer.balance_batch:
@@ -318,12 +332,7 @@ class DuetTrainer(RayPPOTrainer):
                 old_log_prob, _ = role.compute_log_probs(role_batch)
                 old_log_prob.batch.pop("entropys")
                 role_batch.union(old_log_prob)
-        with marked_timer("ref_large", timing):
-            large.union(self.large.compute_ref_log_probs(large))
-        large, kl_metrics = apply_kl_penalty(
-            large, kl_ctrl=self.kl_ctrl_in_reward, kl_penalty=self.config.algorithm.kl_penalty
-        )
-        metrics.update({f"large/{key}": value for key, value in kl_metrics.items()})
+        self._apply_large_kl(large, metrics, timing)
         for role, role_batch in ((self.large, large), (self.small, guided)):
             compute_advantage(
                 role_batch,
@@ -339,6 +348,21 @@ class DuetTrainer(RayPPOTrainer):
             metrics.update(self.large.update_actor(large))
         metrics.update({f"large/{k}": v for k, v in compute_data_metrics(batch=large, use_critic=False).items()})
         metrics.update({f"small/{k}": v for k, v in compute_data_metrics(batch=guided, use_critic=False).items()})
+
+    def _apply_large_kl(self, large: DataProto, metrics: dict, timing: dict) -> None:
+        """M's KL against its frozen reference, as verl's ``fit`` does: in the reward (paper, a KL-controlled
+        penalty on every token), in the actor loss (``actor.use_kl_loss``: the update reads ``ref_log_prob``), or
+        not at all (no reference model was built)."""
+        if self.use_reference_policy:
+            with marked_timer("ref_large", timing):
+                large.union(self.large.compute_ref_log_probs(large))
+        if self.config.algorithm.use_kl_in_reward:
+            _, kl_metrics = apply_kl_penalty(
+                large, kl_ctrl=self.kl_ctrl_in_reward, kl_penalty=self.config.algorithm.kl_penalty
+            )
+            metrics.update({f"large/{key}": value for key, value in kl_metrics.items()})
+        else:
+            large.batch["token_level_rewards"] = large.batch["token_level_scores"]
 
     @staticmethod
     def _baseline_parent(baseline: DataProto, question_index: dict) -> np.ndarray:
@@ -381,6 +405,7 @@ class DuetTrainer(RayPPOTrainer):
         decode = self.small_tokenizer.decode
         path = Path(out_dir) / f"duet_step_{self.global_steps}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
+        small_texts = self._response_texts(guided, self.small_tokenizer)
         with path.open("w") as f:
             for j in range(len(guided)):
                 i = int(guided.non_tensor_batch["large_row"][j])
@@ -391,15 +416,15 @@ class DuetTrainer(RayPPOTrainer):
                     "step": self.global_steps,
                     "lambda": lam,
                     "large_row": i,
+                    "data_source": str(guided.non_tensor_batch["data_source"][j]),
                     "question": guided.non_tensor_batch["question"][j],
+                    "ground_truth": str(guided.non_tensor_batch["reward_model"][j]["ground_truth"]),
                     "large_response": large.non_tensor_batch["response_text"][i],
                     "signal": signals[i].text,
                     "signal_case": signals[i].case.value,
                     "large_length": float(lengths[i]),
                     "small_prompt": decode(prompt_ids.tolist(), skip_special_tokens=False),
-                    "small_response": decode(
-                        guided.batch["responses"][j][guided.batch["response_mask"][j].bool()].tolist()
-                    ),
+                    "small_response": small_texts[j],  # as the reward manager decoded it for scoring
                     "small_score": float(guided.batch["rm_scores"][j].sum()),
                     "baseline_score": None if rewards.r_m is None else float(rewards.r_m[i]),
                     "reward_large": float(rewards.R_M[i]),
@@ -458,8 +483,11 @@ class DuetTrainer(RayPPOTrainer):
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> dict[str, float]:
-        """The DUET chain with validation sampling and no length penalty, reported per data_source."""
+        """The DUET chain with validation sampling and no length penalty, reported per data_source. Every m
+        answer is written to ``trainer.validation_data_dir`` (one JSONL per validation) and the first
+        ``trainer.log_val_generations`` go to the tracker, as verl does for one model."""
         per_source: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        records: list[dict] = []
         timing: dict[str, float] = {}
         k = self.duet.val_small_rollouts_per_signal
         for batch_dict in self.val_dataloader:
@@ -479,6 +507,22 @@ class DuetTrainer(RayPPOTrainer):
                 per_source[source]["large_tokens"].append(float(large_tokens[i]))
                 per_source[source]["large_thinking_tokens"].append(float(thinking_tokens[i]))
                 per_source[source]["small_tokens"].append(float(small_tokens[answers].mean()))
+            small_texts = self._response_texts(small, self.small_tokenizer)
+            for j, i in enumerate(parents):
+                records.append({
+                    "step": self.global_steps,
+                    "data_source": str(large.non_tensor_batch["data_source"][i]),
+                    "question": str(small.non_tensor_batch["question"][j]),
+                    "ground_truth": str(small.non_tensor_batch["reward_model"][j]["ground_truth"]),
+                    "large_response": large.non_tensor_batch["response_text"][i],
+                    "signal": signals[i].text,
+                    "small_response": small_texts[j],
+                    "score": float(scores[j]),
+                    "large_tokens": int(large_tokens[i]),
+                    "large_thinking_tokens": int(thinking_tokens[i]),
+                    "small_tokens": int(small_tokens[j]),
+                })  # fmt: skip
+        self._write_validation_generations(records)
         metrics: dict[str, float] = {}
         for source, values in per_source.items():
             means = {name: float(np.mean(v)) for name, v in values.items()}
@@ -489,6 +533,22 @@ class DuetTrainer(RayPPOTrainer):
             )
         metrics.update({f"timing_s/{name}": seconds for name, seconds in timing.items()})
         return metrics
+
+    def _write_validation_generations(self, records: list[dict]) -> None:
+        """``trainer.validation_data_dir/val_step_N.jsonl`` (one line per m answer) and verl's tracker table."""
+        self._maybe_log_val_generations(
+            inputs=[r["question"] for r in records],
+            outputs=[f"[M signal] {r['signal']}\n[m answer] {r['small_response']}" for r in records],
+            scores=[r["score"] for r in records],
+        )
+        out_dir = self.config.trainer.get("validation_data_dir")
+        if not out_dir:
+            return
+        path = Path(out_dir) / f"val_step_{self.global_steps}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as f:
+            f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        print(f"[duet] wrote {len(records)} validation generations to {path}", flush=True)
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint_root(self) -> Path:
@@ -514,6 +574,9 @@ class DuetTrainer(RayPPOTrainer):
         tracker_tmp.write_text(str(self.global_steps))
         os.replace(tracker_tmp, root / TRACKER_FILE)
         print(f"[duet] saved checkpoint {final}", flush=True)
+        for stale in stale_checkpoints(root, self.config.trainer.get("max_actor_ckpt_to_keep")):
+            shutil.rmtree(stale)
+            print(f"[duet] removed old checkpoint {stale} (trainer.max_actor_ckpt_to_keep)", flush=True)
 
     def _load_checkpoint(self) -> int:
         mode = self.config.trainer.resume_mode
@@ -522,11 +585,11 @@ class DuetTrainer(RayPPOTrainer):
         if mode == "resume_path":
             folder = Path(self.config.trainer.resume_from_path).absolute()
         else:
-            tracker = self._checkpoint_root() / TRACKER_FILE
-            if not tracker.is_file():
+            step = tracked_step(self._checkpoint_root())
+            if step is None:
                 print("[duet] no checkpoint found: training from scratch")
                 return 0
-            folder = self._checkpoint_root() / f"global_step_{int(tracker.read_text().strip())}"
+            folder = self._checkpoint_root() / f"global_step_{step}"
         state_file = folder / "duet_state.json"
         if not state_file.is_file():
             raise FileNotFoundError(f"{folder} is not a complete DUET checkpoint (no duet_state.json)")
@@ -535,8 +598,7 @@ class DuetTrainer(RayPPOTrainer):
             role.actor_rollout_wg.load_checkpoint(str(folder / role.name / "actor"), del_local_after_load=False)
         self.lambda_schedule.load_state_dict(state["lambda_schedule"])
         self.global_steps = int(state["global_step"])
-        if self.global_steps % len(self.train_dataloader) != 0:
-            self.train_dataloader.load_state_dict(torch.load(folder / "data.pt", weights_only=False))
+        restore_dataloader(self.train_dataloader, torch.load(folder / "data.pt", weights_only=False), self.global_steps)
         print(
             f"[duet] resumed from {folder} at step {self.global_steps}, lambda={self.lambda_schedule.value}", flush=True
         )

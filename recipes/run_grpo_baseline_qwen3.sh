@@ -23,10 +23,7 @@ overrides=(
   "${large_overrides[@]}"
   "actor_rollout_ref.rollout.n=$N"
   "${large_val_overrides[@]}"
-  # M's own answer scored by the DUET scorer (verl's default routes by data_source and knows no "deepscaler")
-  reward.reward_manager.source=importlib
-  reward.reward_manager.name=DuetRewardManager
-  reward.reward_manager.module.path=pkg://duet_verl.reward_manager
+  "${duet_reward_overrides[@]}"
   "${schedule_overrides[@]}"
 )
 

@@ -28,7 +28,8 @@ overrides=(
   actor_rollout_ref.rollout.val_kwargs.do_sample=False
   "${model_overrides[@]}"
   "${cpu_ray_overrides[@]}"
-  reward.custom_reward_function.path=pkg://duet_verl.testing.tiny
+  "${duet_reward_overrides[@]}"
+  reward.custom_reward_function.path=pkg://duet_verl.testing.tiny  # shaped reward: random tiny models score > 0
   reward.custom_reward_function.name=compute_score
   trainer.logger=console
   trainer.project_name=duet_cpu

@@ -7,6 +7,7 @@ import pytest
 from duet_verl.testing import tiny
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+DATASET_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "datasets"
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +22,39 @@ def tiny_tokenizer(tiny_assets):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(tiny_assets["tokenizer"]))
+
+
+@pytest.fixture(scope="session")
+def dataset_fixtures() -> Path:
+    """``tests/fixtures/datasets``: laid out as a ``--local-root`` (variants of some layouts under ``variants/``)."""
+    return DATASET_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def prepared_root(tmp_path_factory) -> Path:
+    """Every dataset prepared once from the fixtures with ``prepare_all`` (as a user on an offline cluster would):
+    ``<root>/<name>/<split>.parquet`` with the ``data_source`` names the recipes train and validate on."""
+    from data_prep import prepare_all
+
+    root = tmp_path_factory.mktemp("prepared")
+    assert prepare_all.main(["--local-root", str(DATASET_FIXTURES), "--output-root", str(root)]) == 0
+    return root
+
+
+@pytest.fixture(scope="session")
+def paper_data_overrides(prepared_root) -> list[str]:
+    """Hydra overrides for an end-to-end run on rows as ``data_prep`` writes them and no shaped reward, so the DUET
+    scorer decides, as in the paper recipes: train on ``deepscaler`` + ``gpqa_diamond``, validate on ``math500`` +
+    ``gpqa_diamond``."""
+    train = [prepared_root / "deepscaler" / "train.parquet", prepared_root / "gpqa_diamond" / "test.parquet"]
+    val = [prepared_root / "math500" / "test.parquet", prepared_root / "gpqa_diamond" / "test.parquet"]
+    return [
+        "reward.custom_reward_function.path=null",
+        f"data.train_files=[{','.join(map(str, train))}]",
+        f"data.val_files=[{','.join(map(str, val))}]",
+        "data.max_prompt_length=256",  # real questions: up to ~250 tiny-tokenizer tokens once overlong ones are dropped
+        "data.filter_overlong_prompts=True",
+    ]
 
 
 @pytest.fixture(scope="session")

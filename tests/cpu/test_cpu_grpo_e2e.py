@@ -1,9 +1,10 @@
 """verl's own trainer (``verl.trainer.main_ppo``) runs real GRPO on CPU through the duet-verl backend.
 
 Two subprocess runs of ``recipes/run_grpo_cpu_tiny.sh`` (the README's CPU quickstart), shared by the asserts:
-the normal one (GRPO, n=2, reference model with KL loss, validation once, 2 steps) and one whose weight
-sync is switched off. The rollout server starts from random weights (``rollout.load_format=dummy``), so only
-a real weight sync can make its log-probs match the actor's.
+the normal one (GRPO, n=2, reference model with KL loss, validation once, 2 steps, the shaped demo reward) and
+one whose weight sync is switched off, on the real reward path of the GPU baseline recipe (the DUET reward
+manager with no custom function, rows from ``data_prep``). The rollout server starts from random weights
+(``rollout.load_format=dummy``), so only a real weight sync can make its log-probs match the actor's.
 """
 
 from __future__ import annotations
@@ -53,15 +54,16 @@ def synced_run(tiny_assets, tmp_path_factory, record_wall_time) -> Run:
 
 
 @pytest.fixture(scope="module")
-def unsynced_run(tiny_assets, tmp_path_factory, record_wall_time) -> Run:
+def unsynced_run(tiny_assets, paper_data_overrides, tmp_path_factory, record_wall_time) -> Run:
     run = run_recipe(
         tiny_assets["tokenizer"].parent,
         tmp_path_factory.mktemp("grpo_unsynced"),
+        *paper_data_overrides,
         "trainer.total_training_steps=1",
-        "trainer.test_freq=-1",
+        "trainer.test_freq=1",
         env={"VERL_USE_EXTERNAL_MODULES": "duet_verl.testing.no_weight_sync"},
     )
-    record_wall_time("verl main_ppo GRPO, 1 step, weight sync off (CPU)", run.seconds)
+    record_wall_time("verl main_ppo GRPO, 1 step + validation, weight sync off, real reward path (CPU)", run.seconds)
     assert run.returncode == 0, run.output[-6000:]
     return run
 
@@ -91,3 +93,9 @@ def test_weight_sync_aligns_rollout_with_actor(synced_run, unsynced_run):
     print(f"rollout-vs-actor log-prob gap: synced {synced}, sync off {unsynced:.3g}")
     assert max(synced) < 1e-3
     assert unsynced > 1e-3
+
+
+def test_the_baseline_reward_path_scores_prepared_rows(unsynced_run):
+    """The GPU baseline's reward setup (DuetRewardManager, no custom function) on data_prep's data sources."""
+    validated = {key.split("/")[1] for key in unsynced_run.metrics[1] if key.startswith("val-core/")}
+    assert validated == {"math500", "gpqa_diamond"}

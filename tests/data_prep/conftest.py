@@ -1,27 +1,9 @@
-"""Fixtures of the data_prep tests: the fixture files in each dataset's real layout and their prepared output."""
+"""Fixtures of the data_prep tests (the dataset fixtures and their prepared output are in ``tests/conftest.py``)."""
 
 import json
 from pathlib import Path
 
 import pytest
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "datasets"
-
-
-@pytest.fixture(scope="session")
-def dataset_fixtures() -> Path:
-    """``tests/fixtures/datasets``: laid out as a ``--local-root`` (variants of some layouts under ``variants/``)."""
-    return FIXTURES
-
-
-@pytest.fixture(scope="session")
-def prepared_root(tmp_path_factory) -> Path:
-    """Every dataset prepared once from the fixtures with ``prepare_all`` (as a user on an offline cluster would)."""
-    from data_prep import prepare_all
-
-    root = tmp_path_factory.mktemp("prepared")
-    assert prepare_all.main(["--local-root", str(FIXTURES), "--output-root", str(root)]) == 0
-    return root
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_module
 
-from duet_verl.duet_config import DuetConfig, DuetConfigError, build_model_views, validate
+from duet_verl.duet_config import (
+    DuetConfig,
+    DuetConfigError,
+    build_model_views,
+    optimizer_steps_per_training_step,
+    validate,
+)
 
 BASE = [
     "data.max_prompt_length=64",
@@ -54,6 +60,8 @@ def test_each_model_gets_its_own_resolved_view():
         ("duet.length_bound=0", "duet.length_bound"),
         ("duet.lambda_clip_max=-1", "duet.lambda_clip_min"),
         ("small_actor_rollout_ref.model.path=null", "small_actor_rollout_ref.model.path"),
+        ("actor_rollout_ref.rollout.checkpoint_engine.backend=nccl", "actor_rollout_ref.rollout.checkpoint_engine"),
+        ("small_actor_rollout_ref.rollout.checkpoint_engine.backend=nixl", "small_actor_rollout_ref.rollout.check"),
     ],
 )
 def test_invalid_combinations_fail_naming_the_key(override, named_key):
@@ -71,3 +79,38 @@ def test_unknown_duet_key_is_rejected():
 def test_valid_config_passes():
     config = compose_duet()
     validate(config, DuetConfig.from_config(config))
+
+
+VLLM_BOTH = [
+    "actor_rollout_ref.rollout.name=vllm",
+    "actor_rollout_ref.rollout.gpu_memory_utilization=0.55",
+    "small_actor_rollout_ref.rollout.gpu_memory_utilization=0.5",
+]
+
+
+@pytest.mark.parametrize(
+    "resident",
+    [
+        "actor_rollout_ref.rollout.free_cache_engine=False",
+        "small_actor_rollout_ref.rollout.free_cache_engine=False",
+        "+small_actor_rollout_ref.rollout.enable_sleep_mode=False",
+    ],
+)
+def test_engines_over_one_gpu_must_both_sleep(resident):
+    sleeping = compose_duet(*VLLM_BOTH)
+    validate(sleeping, DuetConfig.from_config(sleeping))  # 0.55 + 0.5 > 1 is fine while only one is awake
+    config = compose_duet(*VLLM_BOTH, resident)
+    with pytest.raises(DuetConfigError, match="gpu_memory_utilization sum to 1.05"):
+        validate(config, DuetConfig.from_config(config))
+    fits = compose_duet(*VLLM_BOTH, resident, "small_actor_rollout_ref.rollout.gpu_memory_utilization=0.3")
+    validate(fits, DuetConfig.from_config(fits))
+
+
+def test_optimizer_steps_count_questions_per_mini_batch():
+    config = compose_duet(
+        "data.train_batch_size=8",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=4",
+        "small_actor_rollout_ref.actor.ppo_mini_batch_size=1",
+        "small_actor_rollout_ref.actor.ppo_epochs=2",
+    )
+    assert optimizer_steps_per_training_step(config, DuetConfig.from_config(config)) == {"large": 2, "small": 16}

@@ -1,12 +1,15 @@
 """DUET end to end on CPU through the real verl stack (fused worker group, FSDP2, agent loops, reward loop, hf rollout).
 
 Runs of ``recipes/run_duet_cpu_tiny.sh`` (the README's CPU quickstart) in subprocesses, shared by the asserts:
-- the main run: 3 steps, n=2, k=2, adaptive λ, per-signal marginal utility, checkpoints at steps 2 and 3;
-- an interrupted run killed during step 3 (after step 2's checkpoint), plus a half-written step-3 folder,
-  then resumed with ``trainer.resume_mode=auto``;
-- a run with m frozen.
-The tiny models are random, so m is scored with the shaped tiny reward (``duet_verl.testing.tiny.compute_score``)
-to give GRPO non-constant rewards; the DUET reward formula is checked exactly all the same.
+- the main run: 3 steps, n=2, k=2, adaptive λ, per-signal marginal utility, KL in M's reward, checkpoints at
+  steps 2 and 3 (one kept), validation generations written. The tiny models are random, so m is scored with the
+  shaped demo reward (``duet_verl.testing.tiny.compute_score``) to give GRPO non-constant rewards; the DUET
+  reward formula is checked exactly all the same;
+- the real reward path, as a user runs the paper recipe: no custom reward function, rows prepared by
+  ``data_prep`` (``deepscaler`` and ``gpqa_diamond`` for training, ``math500`` and ``gpqa_diamond`` for
+  validation) and scored by the DUET scorer in verl's reward loop, KL in M's loss. It is killed during step 3
+  (after step 2's checkpoint), left with a half-written step-3 folder, and resumed with ``resume_mode=auto``;
+- a run with m frozen and no KL at all (no reference model).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
+from duet_verl.core import score_answer
 from duet_verl.testing.console import parse_step_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,8 +66,9 @@ def tiny_dir(tiny_assets) -> Path:
 def main_run(tiny_dir, tmp_path_factory, record_wall_time):
     out = tmp_path_factory.mktemp("duet_main")
     rc, output, seconds = run_duet(
-        tiny_dir, out, "trainer.save_freq=2", f"trainer.rollout_data_dir={out}/samples", *SAVE_HF
-    )
+        tiny_dir, out, "trainer.save_freq=2", "trainer.max_actor_ckpt_to_keep=1",
+        f"trainer.rollout_data_dir={out}/samples", f"trainer.validation_data_dir={out}/validation", *SAVE_HF,
+    )  # fmt: skip
     record_wall_time("DUET 3 steps + validation + 2 checkpoints (CPU)", seconds)
     assert rc == 0, output[-8000:]
     return out, output, parse_step_metrics(output)
@@ -75,7 +80,8 @@ def test_three_steps_with_duet_metrics(main_run):
     for step, values in metrics.items():
         for key in ("duet/lambda", "duet/r_Mm", "duet/r_m", "duet/small_accuracy", "duet/large_response_length_mean",
                     "large/actor/pg_loss", "small/actor/pg_loss", "timing_s/gen_large", "timing_s/gen_small",
-                    "timing_s/gen_baseline", "timing_s/update_large", "timing_s/update_small"):  # fmt: skip
+                    "timing_s/gen_baseline", "timing_s/update_large", "timing_s/update_small",
+                    "large/actor/reward_kl_penalty", "timing_s/ref_large"):  # fmt: skip
             assert key in values, (step, key)
         assert np.isfinite(values["large/actor/pg_loss"]) and np.isfinite(values["small/actor/pg_loss"])
     assert any(key.startswith("val-duet/tiny_math/acc") for key in metrics[3])
@@ -134,6 +140,27 @@ def test_lambda_follows_the_adaptive_rule(main_run):
         lam = min(max(lam + 0.1 * (metrics[step]["duet/penalised_length_mean"] / 16 - 1), 0.0), 1.0)
 
 
+def test_validation_generations_are_written(main_run):
+    out, output, metrics = main_run
+    records = [json.loads(line) for line in (out / "validation" / "val_step_3.jsonl").read_text().splitlines()]
+    assert len(records) == 8  # the tiny test set: 8 questions x val n=1 x val k=1
+    for record in records:
+        assert record["step"] == 3 and record["data_source"] == "tiny_math"
+        assert record["question"] and record["ground_truth"]
+        assert record["signal"].strip() in record["large_response"]
+        assert 0 < record["large_tokens"] <= 24 and 0 < record["small_tokens"] <= 16
+        assert record["large_thinking_tokens"] <= record["large_tokens"]
+    mean_score = np.mean([r["score"] for r in records])
+    assert mean_score == pytest.approx(metrics[3]["val-duet/tiny_math/acc"])
+
+
+def test_only_the_newest_checkpoints_are_kept(main_run):
+    out, output, _ = main_run
+    checkpoints = out / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["global_step_3", "latest_checkpointed_iteration.txt"]
+    assert f"removed old checkpoint {checkpoints / 'global_step_2'}" in output
+
+
 def test_both_models_changed(main_run, tiny_dir):
     out, _, _ = main_run
     step = out / "checkpoints" / "global_step_3"
@@ -141,9 +168,16 @@ def test_both_models_changed(main_run, tiny_dir):
     assert weights_differ(hf_weights(step / "small" / "actor" / "huggingface"), hf_weights(tiny_dir / "model_small"))
 
 
-def test_interrupted_run_resumes_from_last_complete_checkpoint(tiny_dir, tmp_path_factory, record_wall_time):
-    out = tmp_path_factory.mktemp("duet_resume")
-    command, env = duet_command(tiny_dir, out, "trainer.save_freq=2")
+@pytest.fixture(scope="module")
+def real_reward_resumed_run(tiny_dir, paper_data_overrides, tmp_path_factory, record_wall_time):
+    """The paper's reward path, KL in M's loss; killed mid-step 3 and resumed. Returns (out, first, resumed)."""
+    out = tmp_path_factory.mktemp("duet_real_reward")
+    overrides = [
+        *paper_data_overrides, "algorithm.use_kl_in_reward=False",
+        "actor_rollout_ref.actor.use_kl_loss=True", "trainer.save_freq=2", f"trainer.rollout_data_dir={out}/samples",
+        f"trainer.validation_data_dir={out}/validation",
+    ]  # fmt: skip
+    command, env = duet_command(tiny_dir, out, *overrides)
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # fmt: skip
@@ -156,29 +190,60 @@ def test_interrupted_run_resumes_from_last_complete_checkpoint(tiny_dir, tmp_pat
             subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)
             break
     proc.wait(timeout=120)
+    (out / "checkpoints" / "global_step_3.partial" / "large").mkdir(parents=True)  # what a crash during a save leaves
+    rc, output, _ = run_duet(tiny_dir, out, "trainer.resume_mode=auto", *overrides)
+    record_wall_time("DUET real reward path, kill mid-step 3 + resume (CPU)", time.perf_counter() - start)
+    assert rc == 0, output[-8000:]
+    return out, "".join(first_output), output
+
+
+def test_interrupted_run_resumes_from_last_complete_checkpoint(real_reward_resumed_run):
+    out, first_output, output = real_reward_resumed_run
     checkpoints = out / "checkpoints"
     saved = json.loads((checkpoints / "global_step_2" / "duet_state.json").read_text())
-    (checkpoints / "global_step_3.partial" / "large").mkdir(parents=True)  # what a crash during a save leaves
-    rc, output, _ = run_duet(tiny_dir, out, "trainer.resume_mode=auto", "trainer.save_freq=2")
-    record_wall_time("DUET kill mid-step 3 + resume (CPU)", time.perf_counter() - start)
-    assert rc == 0, output[-8000:]
     assert f"resumed from {checkpoints / 'global_step_2'} at step 2" in output
     metrics = parse_step_metrics(output)
     assert sorted(metrics) == [3], "the resumed run must continue at step 3 only"
     assert metrics[3]["duet/lambda"] == pytest.approx(saved["lambda_schedule"]["value"])
+    assert sorted(parse_step_metrics(first_output)) == [1, 2]
 
 
-def test_frozen_small_model_keeps_its_weights(tiny_dir, tmp_path_factory, record_wall_time):
+def test_reward_loop_scores_match_the_duet_scorer(real_reward_resumed_run):
+    """Every m answer's score, from verl's reward loop, equals ``score_answer`` on the same text."""
+    out, _, _ = real_reward_resumed_run
+    training = [json.loads(line) for step in (1, 2, 3)
+                for line in (out / "samples" / f"duet_step_{step}.jsonl").read_text().splitlines()]  # fmt: skip
+    validation = [json.loads(line) for line in (out / "validation" / "val_step_3.jsonl").read_text().splitlines()]
+    assert {r["data_source"] for r in training} == {"deepscaler", "gpqa_diamond"}
+    assert {r["data_source"] for r in validation} == {"math500", "gpqa_diamond"}
+    for record, score in [(r, r["small_score"]) for r in training] + [(r, r["score"]) for r in validation]:
+        expected = score_answer(record["data_source"], record["small_response"], record["ground_truth"]).score
+        assert score == expected, record
+
+
+def test_kl_in_the_loss_reads_the_reference(real_reward_resumed_run):
+    _, first_output, output = real_reward_resumed_run
+    for step, values in {**parse_step_metrics(first_output), **parse_step_metrics(output)}.items():
+        assert np.isfinite(values["large/actor/kl_loss"]), step
+        assert "timing_s/ref_large" in values and "large/actor/reward_kl_penalty" not in values
+
+
+def test_frozen_small_model_without_kl(tiny_dir, tmp_path_factory, record_wall_time):
+    """m frozen, and no KL anywhere: M's worker builds no reference model and the step computes no ref log-probs."""
     out = tmp_path_factory.mktemp("duet_frozen")
     rc, output, seconds = run_duet(
-        tiny_dir, out, "duet.train_small=False", "trainer.total_training_steps=1", "trainer.test_freq=-1",
-        "trainer.save_freq=1", *SAVE_HF,
+        tiny_dir, out, "duet.train_small=False", "algorithm.use_kl_in_reward=False", "trainer.total_training_steps=1",
+        "trainer.test_freq=-1", "trainer.save_freq=1", *SAVE_HF,
     )  # fmt: skip
-    record_wall_time("DUET 1 step, m frozen (CPU)", seconds)
+    record_wall_time("DUET 1 step, m frozen, no KL (CPU)", seconds)
     assert rc == 0, output[-8000:]
     step = out / "checkpoints" / "global_step_1"
     assert not weights_differ(
         hf_weights(step / "small" / "actor" / "huggingface"), hf_weights(tiny_dir / "model_small")
     )
     assert weights_differ(hf_weights(step / "large" / "actor" / "huggingface"), hf_weights(tiny_dir / "model_large"))
-    assert "small/actor/pg_loss" not in parse_step_metrics(output)[1]
+    metrics = parse_step_metrics(output)[1]
+    assert "small/actor/pg_loss" not in metrics
+    reference_metrics = ("large/actor/kl_loss", "large/actor/reward_kl_penalty", "timing_s/ref_large")
+    assert not [key for key in reference_metrics if key in metrics]
+    assert "large/actor/pg_loss" in metrics

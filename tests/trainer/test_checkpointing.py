@@ -1,0 +1,79 @@
+"""Checkpoint retention and dataloader resume, on real torchdata dataloaders and folders (no Ray)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchdata.stateful_dataloader import StatefulDataLoader
+from torchdata.stateful_dataloader.sampler import RandomSampler
+
+from duet_verl.checkpointing import TRACKER_FILE, restore_dataloader, stale_checkpoints
+
+NUM_ROWS, BATCH = 8, 2  # 4 steps per epoch
+
+
+def shuffled_loader() -> StatefulDataLoader:
+    """Built as verl's trainer builds the train dataloader (``create_rl_sampler`` with a seed, drop_last)."""
+    generator = torch.Generator()
+    generator.manual_seed(1)
+    rows = list(range(NUM_ROWS))
+    return StatefulDataLoader(rows, batch_size=BATCH, drop_last=True, sampler=RandomSampler(rows, generator=generator))
+
+
+def batches_of(loader: StatefulDataLoader, epochs: int) -> list[list[int]]:
+    return [batch.tolist() for _ in range(epochs) for batch in loader]
+
+
+@pytest.mark.parametrize("saved_at_step", [2, 4, 6, 8])  # mid-epoch and at both epoch boundaries
+def test_resume_continues_the_uninterrupted_order(saved_at_step):
+    epochs = 3
+    uninterrupted = batches_of(shuffled_loader(), epochs)
+
+    loader, step, state = shuffled_loader(), 0, None
+    for _ in range(epochs):  # the trainer saves inside its loop, right after a step
+        for _ in loader:
+            step += 1
+            if step == saved_at_step:
+                state = loader.state_dict()
+        if state is not None:
+            break
+
+    resumed = shuffled_loader()
+    restore_dataloader(resumed, state, saved_at_step)
+    steps_per_epoch = NUM_ROWS // BATCH
+    first_epoch = saved_at_step // steps_per_epoch  # the trainer's range(start_epoch, total_epochs)
+    after = batches_of(resumed, epochs - first_epoch)
+    assert after == uninterrupted[saved_at_step:]
+
+
+def test_restore_refuses_a_state_that_does_not_match_the_step():
+    loader = shuffled_loader()
+    for step, _ in enumerate(loader, start=1):
+        if step == 2:
+            state = loader.state_dict()
+            break
+    with pytest.raises(RuntimeError, match="epoch boundary"):
+        restore_dataloader(shuffled_loader(), state, 4)
+
+
+def publish(root, step: int, tracked: bool = True) -> None:
+    (root / f"global_step_{step}").mkdir(parents=True)
+    if tracked:
+        (root / TRACKER_FILE).write_text(str(step))
+
+
+def test_retention_keeps_the_newest_recorded_checkpoints(tmp_path):
+    for step in (10, 20, 30, 40):
+        publish(tmp_path, step)
+    (tmp_path / "global_step_50.partial").mkdir()  # a save in progress
+    assert stale_checkpoints(tmp_path, 2) == [tmp_path / "global_step_10", tmp_path / "global_step_20"]
+    assert stale_checkpoints(tmp_path, None) == stale_checkpoints(tmp_path, 0) == []
+
+
+def test_retention_never_removes_the_tracked_checkpoint(tmp_path):
+    for step in (10, 20):
+        publish(tmp_path, step)
+    publish(tmp_path, 30, tracked=False)  # renamed but not yet recorded (the save was interrupted)
+    publish(tmp_path, 40, tracked=False)
+    assert stale_checkpoints(tmp_path, 1) == [tmp_path / "global_step_10"]
+    assert stale_checkpoints(tmp_path / "missing", 1) == []
