@@ -1,6 +1,6 @@
 """Scoring and reward maths for one paper-scale DUET step (64 questions x 4 signals x 4 answers).
 
-    python benchmarks/bench_core.py [--questions 64] [--n 4] [--k 4] [--threads 8]
+    python benchmarks/bench_core.py [--questions 64] [--n 4] [--k 4] [--threads 8] [--answers math500.jsonl]
 
 Scores the step's 1024 guided + 1024 baseline m answers (realistic boxed-LaTeX answers built from MATH-500's
 ground truths: right as written, right in another form, wrong, unboxed) with ``score_answer``, first from one
@@ -32,7 +32,7 @@ from duet_verl.core import (
     thinking_lengths,
 )
 
-MATH500 = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "datasets" / "math500.jsonl"
+MATH500_SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "datasets" / "math500.jsonl"
 BUILT_IN = ["5", "\\frac{1}{2}", "\\sqrt{3}", "33", "x^2+1", "\\left( 3, \\frac{\\pi}{2} \\right)", "-1", "2\\pi",
             "[1,2)", "\\frac{14}{3}", "6+9i", "1,-2", "58,500", "\\text{(C)}", "p - q", "4.5"]  # fmt: skip
 REASONING = (
@@ -41,10 +41,13 @@ REASONING = (
 )
 
 
-def ground_truths(count: int, rng: random.Random) -> list[str]:
-    answers = BUILT_IN
-    if MATH500.exists():
-        answers = [json.loads(line)["answer"] for line in MATH500.read_text().splitlines() if line.strip()]
+def ground_truths(count: int, rng: random.Random, answers_file: Path | None) -> list[str]:
+    """Distinct answers of ``answers_file`` (all of MATH-500's test.jsonl: 500), or the built-in list and the
+    repository's 13-row MATH-500 sample."""
+    path = answers_file or MATH500_SAMPLE
+    answers = [json.loads(line)["answer"] for line in path.read_text().splitlines() if line.strip()]
+    if answers_file is None:
+        answers = list(dict.fromkeys(BUILT_IN + answers))
     return rng.sample(answers, count) if count <= len(answers) else [rng.choice(answers) for _ in range(count)]
 
 
@@ -70,9 +73,9 @@ def m_answer(truth: str, wrong: str, rng: random.Random) -> str:
     return reasoning + "The answer is probably " + wrong  # unboxed / cut off
 
 
-def make_step(questions: int, n: int, k: int, seed: int = 0):
+def make_step(questions: int, n: int, k: int, answers_file: Path | None, seed: int = 0):
     rng = random.Random(seed)
-    truths = ground_truths(questions, rng)
+    truths = ground_truths(questions, rng, answers_file)
     guided, baseline = [], []
     for q, truth in enumerate(truths):
         for _ in range(n * k):
@@ -99,6 +102,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=4, help="m answers per signal")
     parser.add_argument("--threads", type=int, default=8, help="scoring threads in the second run")
     parser.add_argument("--response-length", type=int, default=8192, help="M's max response length (tokens)")
+    parser.add_argument("--answers", type=Path, help="MATH-500 jsonl ground truths (default: a built-in sample)")
     args = parser.parse_args()
     num_large = args.questions * args.n
     with ThreadPoolExecutor(scoring._POOL.size) as pool:  # start all math-verify workers outside the timing
@@ -106,7 +110,7 @@ def main() -> None:
     print(f"step: {args.questions} questions x {args.n} signals x {args.k} answers = {num_large * args.k} guided "
           f"+ as many baseline m answers; math-verify workers per process: {scoring._POOL.size}")  # fmt: skip
     for run, threads in enumerate((1, args.threads)):
-        guided, baseline = make_step(args.questions, args.n, args.k, seed=run)  # fresh answers for each run
+        guided, baseline = make_step(args.questions, args.n, args.k, args.answers, seed=run)  # fresh for each run
         results, seconds = score_all(guided + baseline, threads)
         methods = Counter(r.method for r in results)
         accuracy = np.mean([r.score for r in results])

@@ -21,9 +21,13 @@ VAL_FILES="[$(IFS=,; echo "${val_files[*]}")]"   # data.val_files takes a list
 
 # --- the paper's settings ----------------------------------------------------------------------------------
 TRAIN_BATCH=${TRAIN_BATCH:-64}               # questions per step
-MINI_BATCH=${MINI_BATCH:-32}                 # questions per PPO mini-batch (both models)
+# Mini-batches count questions for both models (verl's ppo_mini_batch_size × rollout.n rows). The authors' M
+# mini-batch is 32 questions × N = 128 responses (2 optimizer steps per step); their m mini-batch is 32 M responses
+# × K = 128 answers = 8 questions × N·K (8 optimizer steps per step). The trainer prints both counts at start.
+MINI_BATCH=${MINI_BATCH:-32}                 # M: questions per PPO mini-batch
 N=${N:-4}                                    # M responses per question
 K=${K:-4}                                    # m answers per M response
+SMALL_MINI_BATCH=${SMALL_MINI_BATCH:-$((MINI_BATCH / N))}  # m: questions per PPO mini-batch (N·K answers each)
 MAX_PROMPT=${MAX_PROMPT:-512}
 MAX_RESPONSE=${MAX_RESPONSE:-8192}           # M's response budget
 SMALL_RESPONSE=${SMALL_RESPONSE:-1024}       # m's answer budget (its prompt: MAX_PROMPT + MAX_RESPONSE)
@@ -53,30 +57,44 @@ GPU_MEM_LARGE=${GPU_MEM_LARGE:-0.85}
 GPU_MEM_SMALL=${GPU_MEM_SMALL:-0.7}
 TP_LARGE=${TP_LARGE:-2}                      # vLLM tensor parallel for M: 4 replicas of 2 GPUs on one node
 TP_SMALL=${TP_SMALL:-1}
-# 0.85 of the GPU for M's engine leaves no room for M's FSDP state: offload M's actor (params + Adam) and
-# its reference to CPU between phases (~16 GB/GPU over PCIe, seconds). m's state is small and stays.
+# 0.85 of the GPU for M's engine leaves no room for M's FSDP state: offload M's actor (params + Adam) to CPU
+# between phases (~16 GB/GPU over PCIe, seconds). m's state is small and stays. Reference models always live on
+# CPU: verl wraps every forward-only engine in FSDP2's CPUOffloadPolicy whatever param_offload says
+# (verl/workers/engine/fsdp/transformer_impl.py:459-463, forward_only set by verl/trainer/config/ref/dp_ref.yaml:20).
 OFFLOAD_LARGE=${OFFLOAD_LARGE:-True}
 OFFLOAD_SMALL=${OFFLOAD_SMALL:-False}
 # Micro-batches by tokens (use_dynamic_bsz): one M sequence is up to MAX_PROMPT + MAX_RESPONSE = 8704 tokens;
-# 2 of them per GPU per backward with gradient checkpointing fit in 80 GB, forward-only passes take twice that.
+# 2 of them per GPU per backward with gradient checkpointing fit in 80 GB.
 LARGE_TOKENS_PER_GPU=${LARGE_TOKENS_PER_GPU:-$(((MAX_PROMPT + MAX_RESPONSE) * 2))}
 SMALL_TOKENS_PER_GPU=${SMALL_TOKENS_PER_GPU:-$(((MAX_PROMPT + MAX_RESPONSE + SMALL_RESPONSE) * 4))}
+# Log-prob passes (old and reference log-probs) hold a micro-batch's whole bf16 logits tensor, tokens × 151,936
+# (Qwen3's vocabulary) × 2 B: 77,824 tokens (twice m's training budget) would be 23.6 GB, plus a 47 GB fp32
+# softmax for the entropy verl computes with the old log-probs. Two of the longest sequences (m's: 9728 tokens)
+# per micro-batch: 19,456 × 151,936 × 2 B = 5.9 GB, and chunked entropy (below) adds ~1.2 GB per 2048-token
+# chunk instead of the fp32 copy. Must be at least the longest sequence (verl's rearrange_micro_batches asserts it).
+LOGPROB_TOKENS_PER_GPU=${LOGPROB_TOKENS_PER_GPU:-$(((MAX_PROMPT + MAX_RESPONSE + SMALL_RESPONSE) * 2))}
 
 # --- bookkeeping -------------------------------------------------------------------------------------------
 LOGGER=${LOGGER:-[console]}                  # e.g. LOGGER='[console,wandb]' or '[console,tensorboard]'
 PROJECT=${PROJECT:-duet}
 
-# gpu_model_overrides KEY MODEL LR TP GPU_MEM OFFLOAD TOKENS_PER_GPU: one model block on GPUs with vLLM.
+# gpu_model_overrides KEY MODEL LR TP GPU_MEM OFFLOAD TOKENS_PER_GPU MINI_BATCH: one model block on GPUs with vLLM.
 gpu_model_overrides() {
-  local key=$1 model=$2 lr=$3 tp=$4 mem=$5 offload=$6 tokens=$7
+  local key=$1 model=$2 lr=$3 tp=$4 mem=$5 offload=$6 tokens=$7 mini=$8
   echo "$key.model.path=$model"
   echo "$key.model.use_remove_padding=True"              # flash-attn varlen: no compute on padding
   echo "$key.model.enable_gradient_checkpointing=True"
   echo "$key.actor.optim.lr=$lr"
-  echo "$key.actor.ppo_mini_batch_size=$MINI_BATCH"
+  echo "$key.actor.ppo_mini_batch_size=$mini"
   echo "$key.actor.use_dynamic_bsz=True"                 # micro-batches packed by token count
   echo "$key.actor.ppo_max_token_len_per_gpu=$tokens"
-  echo "$key.rollout.log_prob_max_token_len_per_gpu=$((tokens * 2))"
+  echo "$key.rollout.log_prob_max_token_len_per_gpu=$LOGPROB_TOKENS_PER_GPU"
+  # entropy in 2048-token fp32 chunks, not one fp32 softmax of the whole micro-batch (transformer_impl.py:178)
+  echo "$key.actor.entropy_from_logits_with_chunking=True"
+  # FSDP2, as on the CPU path. param_offload moves params to CPU between phases under FSDP2 too
+  # (transformer_impl.py:160, 844-871; engine/base.py:315-327); offload_policy stays off (it would keep them on
+  # CPU during compute and step Adam there).
+  echo "$key.actor.strategy=fsdp2"
   echo "$key.actor.fsdp_config.param_offload=$offload"
   echo "$key.actor.fsdp_config.optimizer_offload=$offload"
   echo "$key.rollout.name=vllm"
@@ -85,17 +103,17 @@ gpu_model_overrides() {
   echo "$key.rollout.temperature=1.0"
 }
 
-# M's reference model (KL-in-reward); frozen, so only its bf16 weights: offloaded like M's actor.
+# M's reference model (KL-in-reward); frozen bf16 weights, on CPU between and during its passes (see above).
 gpu_ref_overrides() {
   local key=$1
-  echo "$key.ref.fsdp_config.param_offload=$OFFLOAD_LARGE"
-  echo "$key.ref.log_prob_max_token_len_per_gpu=$((LARGE_TOKENS_PER_GPU * 2))"
+  echo "$key.ref.strategy=fsdp2"
+  echo "$key.ref.log_prob_max_token_len_per_gpu=$LOGPROB_TOKENS_PER_GPU"
 }
 
 # M's whole block (actor, rollout, reference), the same in the DUET and the M-alone baseline recipes.
 large_model_overrides() {
   gpu_model_overrides actor_rollout_ref "$MODEL_LARGE" "$LR_LARGE" "$TP_LARGE" "$GPU_MEM_LARGE" "$OFFLOAD_LARGE" \
-    "$LARGE_TOKENS_PER_GPU"
+    "$LARGE_TOKENS_PER_GPU" "$MINI_BATCH"
   gpu_ref_overrides actor_rollout_ref
 }
 

@@ -18,7 +18,7 @@ source "$here/common_gpu.sh"
 mapfile -t large_overrides < <(large_model_overrides)
 mapfile -t small_overrides < <(
   gpu_model_overrides small_actor_rollout_ref "$MODEL_SMALL" "$LR_SMALL" "$TP_SMALL" "$GPU_MEM_SMALL" \
-    "$OFFLOAD_SMALL" "$SMALL_TOKENS_PER_GPU"
+    "$OFFLOAD_SMALL" "$SMALL_TOKENS_PER_GPU" "$SMALL_MINI_BATCH"
 )
 mapfile -t schedule_overrides < <(trainer_overrides "$EXPERIMENT" "$OUT_DIR")
 

@@ -1,4 +1,5 @@
 """Evaluate DUET (M writes the signal, m answers) against M alone, m alone and concise-prompted M.
 
-``python -m duet_verl.evaluate --help``; docs/EVALUATE.md. Importing this package loads neither torch nor vllm.
+``python -m duet_verl.evaluate --help``; the README's "Evaluation" section. Importing this package loads neither
+torch nor vllm.
 """

@@ -1,4 +1,8 @@
-"""CLI: ``python -m duet_verl.evaluate --large M --small m --data a.parquet b.parquet --modes duet large --out DIR``."""
+"""CLI: ``python -m duet_verl.evaluate --large M --small m --data a.parquet b.parquet --modes duet large --out DIR``.
+
+``--base-large`` names base M for ``large`` and ``concise`` (default: ``--large``), so one run compares M
+alone before training with the trained pair.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
             "are written at the end. Defaults are the paper's settings."
         ),
     )
-    parser.add_argument("--large", help="M: model folder or hub id (needed by duet, large, concise)")
+    parser.add_argument("--large", help="M: model folder or hub id; duet's M, and large's and concise's by default")
+    parser.add_argument(
+        "--base-large",
+        help="base M (before training) for large and concise; default --large, one response serving duet too",
+    )
     parser.add_argument("--small", help="m: model folder or hub id (needed by duet, small)")
     parser.add_argument("--data", nargs="+", required=True, help="parquet files from python -m data_prep.<name>")
     parser.add_argument("--modes", nargs="+", default=["duet", "large"], choices=MODES, help="default: duet large")
@@ -36,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--small-temperature", type=float, default=0.0, help="default 0: greedy")
     parser.add_argument("--small-max-prompt-tokens", type=int, help="cut the signal's start to fit (default: no cut)")
     parser.add_argument("--chunk-size", type=int, help="questions per generation call (default: hf 8, vllm 1024)")
-    parser.add_argument("--tp", type=int, default=1, help="vllm tensor parallel size, for both engines")
-    parser.add_argument("--large-gpu-memory", type=float, default=0.6, help="vllm gpu_memory_utilization of M")
+    parser.add_argument("--tp", type=int, default=1, help="vllm tensor parallel size of every engine")
+    parser.add_argument(
+        "--large-gpu-memory", type=float, default=0.6, help="vllm gpu_memory_utilization of M (and of base M: in turn)"
+    )
     parser.add_argument("--small-gpu-memory", type=float, default=0.25, help="vllm gpu_memory_utilization of m")
     parser.add_argument("--max-model-len", type=int, help="vllm max_model_len (default: the model's)")
     parser.add_argument("--device", help="hf backend: torch device (default: cuda if available, else cpu)")
@@ -53,7 +63,7 @@ def make_generator_factory(args):
 
         if args.backend == "hf":
             return backends.HFGenerator(model_path, batch_size=args.chunk_size or 8, device=args.device)
-        memory = args.large_gpu_memory if role == "large" else args.small_gpu_memory
+        memory = args.small_gpu_memory if role == "small" else args.large_gpu_memory
         return backends.VLLMGenerator(model_path, args.tp, memory, args.max_model_len)
 
     return make
@@ -66,6 +76,7 @@ def config_from_args(args) -> EvalConfig:
         modes=list(dict.fromkeys(args.modes)),
         large=args.large,
         small=args.small,
+        base_large=args.base_large,
         small_template=args.small_template,
         large_sampling=Sampling(args.large_max_tokens, args.large_temperature, args.large_top_p, args.large_top_k),
         small_sampling=Sampling(args.small_max_tokens, args.small_temperature),

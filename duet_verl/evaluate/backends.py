@@ -2,11 +2,13 @@
 
 Prompts go in as token ids (the runner renders and tokenizes them with ``duet_verl.core``, exactly as training
 does) and every prompt carries its own seed: a sample's output then depends on neither batch composition nor
-on where an interrupted run resumed. vLLM is imported only when a ``VLLMGenerator`` is built.
+on where an interrupted run resumed. vLLM is imported only when a ``VLLMGenerator`` is built. ``close`` frees a
+generator's memory, so that the next model fits (the runner loads base M and trained M one after the other).
 """
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +30,10 @@ class Generator(Protocol):
         seeds: list[int],
     ) -> list[Generation]:
         """One generation per prompt; ``temperature == 0`` means greedy. ``seeds[i]`` seeds prompt i's sampling."""
+        ...
+
+    def close(self) -> None:
+        """Free the model's memory; the generator is not used again."""
         ...
 
 
@@ -129,6 +135,14 @@ class HFGenerator:
             generations.append(Generation(ids, self.tokenizer.decode(ids, skip_special_tokens=True)))
         return generations
 
+    def close(self) -> None:
+        import torch
+
+        del self.model
+        gc.collect()
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
 
 class VLLMGenerator:
     """One vLLM engine per model (GPU). Per-request seeds make sampling reproducible under any batching."""
@@ -173,3 +187,8 @@ class VLLMGenerator:
         prompts = [{"prompt_token_ids": list(ids)} for ids in prompts_token_ids]
         outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
         return [Generation(list(out.outputs[0].token_ids), out.outputs[0].text) for out in outputs]
+
+    def close(self) -> None:
+        """vLLM shuts the engine (and its GPU memory) down when the ``LLM`` is collected."""
+        del self.llm
+        gc.collect()

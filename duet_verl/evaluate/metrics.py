@@ -1,10 +1,10 @@
 """Summary numbers from per-sample records (pure Python: no torch, no models).
 
 A record is one JSONL line of the runner (``records.jsonl``); the fields used here are ``benchmark``, ``mode``,
-``seed``, ``correct``, ``large_tokens``, ``large_thinking_tokens``, ``small_tokens``, ``large_seconds``
-and ``small_seconds``. Accuracy's 95% interval is Wilson's over all samples of a (benchmark, mode); with
-several seeds the per-seed spread (population std) is reported beside it. "Intelligence per 1000 tokens" is
-accuracy ÷ (mean M output tokens / 1000), the reading that fits the paper's appendix values.
+``seed``, ``correct``, ``large_model``, ``large_tokens``, ``large_thinking_tokens``, ``small_tokens``,
+``large_seconds`` and ``small_seconds``. Accuracy's 95% interval is Wilson's over all samples of a (benchmark,
+mode); with several seeds the per-seed spread (population std) is reported beside it. "Intelligence per 1000
+tokens" is accuracy ÷ (mean M output tokens / 1000), the reading that fits the paper's appendix values.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def summarize_group(records: list[dict]) -> dict:
         # M generated nothing (m alone): accuracy per M token is undefined, not infinite
         "intelligence_per_1k_tokens": accuracy / (large_tokens / 1000) if large_tokens > 0 else None,
         "token_saving_vs_large": None,
+        "large_models": sorted({r["large_model"] for r in records if r.get("large_model")}),  # which M wrote
     }
     summary["total_seconds"] = summary["large_seconds"] + summary["small_seconds"]
     return summary

@@ -46,16 +46,30 @@ def _row(mode: str, s: dict) -> list[str]:
     ]
 
 
+def _models_line(by_mode: dict[str, dict]) -> str | None:
+    """Which M wrote each mode's responses: base M and trained M differ when a run compares the two."""
+    modes_of: dict[str, list[str]] = {}
+    for mode, s in by_mode.items():
+        for model in s.get("large_models", []):
+            modes_of.setdefault(model, []).append(f"`{mode}`")
+    if not modes_of:
+        return None
+    return "M: " + "; ".join(f"{model} ({', '.join(modes)})" for model, modes in modes_of.items())
+
+
 def markdown(summary: dict[str, dict[str, dict]]) -> str:
-    """One table per benchmark; accuracy in %, ``± std`` across seeds when there are several."""
+    """One table per benchmark, then which M wrote which mode; accuracy in %, ``± std`` across seeds."""
     parts = []
     for benchmark, by_mode in summary.items():
         lines = [f"### {benchmark}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         lines += ["| " + " | ".join(_row(mode, s)) + " |" for mode, s in by_mode.items()]
+        models = _models_line(by_mode)
+        if models:
+            lines += ["", models]
         parts.append("\n".join(lines))
     note = (
         "n = questions × seeds. Tokens are means per sample; M s / m s are summed generation wall-clock seconds "
-        "(M's generation is shared by `duet` and `large`, so both show it)."
+        "(when `duet` and `large` use the same M, one generation serves both and both show its seconds)."
     )
     return "\n\n".join(parts + [note]) + "\n"
 
@@ -63,7 +77,7 @@ def markdown(summary: dict[str, dict[str, dict]]) -> str:
 def plot(summary: dict[str, dict[str, dict]], path: Path) -> Path:
     """Accuracy (with its 95% interval) against mean M output tokens, one panel per benchmark.
 
-    Points are labelled as well as coloured: ``duet`` and ``large`` share M's tokens and often overlap in x.
+    Points are labelled as well as coloured: ``duet`` and ``large`` share M's tokens when they use the same M.
     """
     import matplotlib
 

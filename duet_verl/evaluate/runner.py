@@ -1,11 +1,16 @@
 """Evaluate M and m in the modes ``duet``, ``large``, ``small`` and ``concise`` and write records as they come.
 
-Per benchmark, seed and chunk of questions: M answers once with thinking on, and that one response serves
-both ``large`` (scored from M's own text) and ``duet`` (m reads its signal); ``concise`` is M again with the
-concise instruction; ``small`` is m alone (its chat template, thinking off, the ``baseline`` template).
-Signals, m's prompts and scoring are those of training (``duet_verl.core``). Every finished sample is one line
-of ``records.jsonl``, flushed at once; a rerun with the same ``--out`` skips what is there, and reuses a
-stored M response when only one of ``duet``/``large`` is missing.
+The paper compares M alone before training with the trained pair, so two M's take part: ``large`` (M's own
+answer, thinking on) and ``concise`` (M with the concise instruction) use base M (``base_large``), ``duet``
+(trained m reads trained M's signal) uses trained M (``large``). Without a separate base M both are the same
+model, and one M response per question serves both ``large`` and ``duet``. ``small`` is m alone: M's prompt
+(with the dataset's answer-format instruction the scorer needs) through m's chat template, thinking off.
+Signals, m's prompts in ``duet`` and scoring are those of training (``duet_verl.core``).
+
+Models load on first use, so a resumed run loads only those it still needs; a separate base M runs its modes
+first and is released before trained M loads, so that one GPU never holds both. Every finished sample is one
+line of ``records.jsonl``, flushed at once; a rerun with the same ``--out`` skips what is there, and reuses a
+stored M response when only one of ``duet``/``large`` is missing and they share M.
 """
 
 from __future__ import annotations
@@ -20,13 +25,18 @@ from pathlib import Path
 from duet_verl.core import extract_signal, render_small_prompt, score_answer, scorer_for, thinking_token_count
 from duet_verl.evaluate.metrics import MODES
 
+BASE_MODES = ("large", "concise")  # M alone: base M
+
 CONCISE_INSTRUCTION = (
     "Note that you should keep the reasoning concise: include only essential reasoning steps and avoid "
     "repetition or unnecessary explanations."
 )
 REQUIRED_COLUMNS = ("data_source", "prompt", "reward_model", "extra_info")
 # settings that change what a sample is: a resumed run must use the same ones
-RESUME_KEYS = ("large", "small", "small_template", "large_sampling", "small_sampling", "small_max_prompt_tokens")
+RESUME_KEYS = (
+    "large", "base_large", "small", "small_template", "large_sampling", "small_sampling", "small_max_prompt_tokens"
+)  # fmt: skip
+LARGE_FIELDS = ("large_model", "large_text", "large_tokens", "large_thinking_tokens", "large_seconds")
 
 
 class EvalInputError(ValueError):
@@ -46,8 +56,9 @@ class EvalConfig:
     data: list[str]
     out: str
     modes: list[str]
-    large: str | None = None
+    large: str | None = None  # trained M (duet)
     small: str | None = None
+    base_large: str | None = None  # base M (large, concise); None: the same model as ``large``
     small_template: str = "paper"
     large_sampling: Sampling = field(default_factory=lambda: Sampling(16384, 0.6, 0.95, 20))
     small_sampling: Sampling = field(default_factory=lambda: Sampling(2048, 0.0))
@@ -56,6 +67,15 @@ class EvalConfig:
     max_samples: int | None = None
     chunk_size: int = 64
     progress: bool = True
+
+    def __post_init__(self):
+        if self.base_large is None:
+            self.base_large = self.large
+
+    @property
+    def shares_large(self) -> bool:
+        """Base M is trained M: one M response per question serves both ``large`` and ``duet``."""
+        return self.base_large == self.large
 
 
 @dataclass(frozen=True)
@@ -67,10 +87,6 @@ class Question:
     messages: list[dict]
     question: str
     ground_truth: str
-
-
-def needs_large(modes) -> bool:
-    return any(m in ("duet", "large", "concise") for m in modes)
 
 
 def needs_small(modes) -> bool:
@@ -141,10 +157,10 @@ def load_questions(paths: list[str], max_samples: int | None, modes) -> dict[str
             if ground_truth is None or not messages:
                 raise EvalInputError(f"data file {path}, row {row}: no reward_model.ground_truth or empty prompt")
             question = extra.get("question")
-            if question is None and needs_small(modes):
+            if question is None and "duet" in modes:
                 raise EvalInputError(
-                    f"data file {path}, row {row}: extra_info.question is missing, and m's modes (duet, small) need "
-                    "it; prepare the file with python -m data_prep.<name>"
+                    f"data file {path}, row {row}: extra_info.question is missing, and duet (m reads the question "
+                    "and M's signal) needs it; prepare the file with python -m data_prep.<name>"
                 )
             index = extra.get("index")
             questions.append(
@@ -168,8 +184,10 @@ def validate(config: EvalConfig) -> dict[str, list[Question]]:
         raise EvalInputError(f"unknown mode(s) {unknown}; choose from {list(MODES)}")
     if config.seeds < 1:
         raise EvalInputError(f"--seeds must be >= 1, got {config.seeds}")
-    if needs_large(config.modes):
+    if "duet" in config.modes or (config.shares_large and any(m in BASE_MODES for m in config.modes)):
         check_model(config.large, "M (the capable model)", "--large")
+    if not config.shares_large and any(m in BASE_MODES for m in config.modes):
+        check_model(config.base_large, "base M (M alone in large and concise)", "--base-large")
     if needs_small(config.modes):
         check_model(config.small, "m (the small model)", "--small")
     return load_questions(config.data, config.max_samples, config.modes)
@@ -234,33 +252,62 @@ def sample_seed(seed: int, benchmark: str, row: int, role: str) -> int:
 
 
 class Models:
-    """Tokenizers and generators of M and m (built by ``make_generator`` so tests and backends can differ)."""
+    """Tokenizers and generators of base M (role ``base``), trained M (``large``) and m (``small``).
+
+    Each loads on first use (``make_generator(path, role)``, so tests and backends can differ); ``base`` is the
+    ``large`` model itself unless another one was given. ``release`` frees a generator's memory.
+    """
 
     def __init__(self, config: EvalConfig, make_generator: Callable[[str, str], object]):
-        from transformers import AutoTokenizer
+        self.paths = {"base": config.base_large, "large": config.large, "small": config.small}
+        self.shared = config.shares_large
+        self._make_generator = make_generator
+        self._tokenizers: dict[str, object] = {}
+        self._generators: dict[str, object] = {}
 
-        self.large = self.small = self.large_tokenizer = self.small_tokenizer = None
-        if needs_large(config.modes):
-            self.large_tokenizer = AutoTokenizer.from_pretrained(config.large)
-            self.large = make_generator(config.large, "large")
-            think_end = self.large_tokenizer.convert_tokens_to_ids("</think>")
-            self.think_end_id = think_end if think_end != self.large_tokenizer.unk_token_id else -1
-        if needs_small(config.modes):
-            self.small_tokenizer = AutoTokenizer.from_pretrained(config.small)
-            self.small = make_generator(config.small, "small")
+    def _key(self, role: str) -> str:
+        return "large" if role == "base" and self.shared else role
+
+    def path(self, role: str) -> str:
+        return self.paths[self._key(role)]
+
+    def tokenizer(self, role: str):
+        key = self._key(role)
+        if key not in self._tokenizers:
+            from transformers import AutoTokenizer
+
+            self._tokenizers[key] = AutoTokenizer.from_pretrained(self.paths[key])
+        return self._tokenizers[key]
+
+    def generator(self, role: str):
+        key = self._key(role)
+        if key not in self._generators:
+            self._generators[key] = self._make_generator(self.paths[key], key)
+        return self._generators[key]
+
+    def think_end_id(self, role: str) -> int:
+        tokenizer = self.tokenizer(role)
+        think_end = tokenizer.convert_tokens_to_ids("</think>")
+        return think_end if think_end != tokenizer.unk_token_id else -1
+
+    def release(self, role: str) -> None:
+        generator = self._generators.pop(self._key(role), None)
+        if generator is not None:
+            generator.close()
 
 
-def _large_prompt(tokenizer, messages: list[dict], concise: bool) -> list[int]:
+def _chat_prompt(tokenizer, messages: list[dict], thinking: bool, concise: bool = False) -> list[int]:
     if concise:
         messages = [dict(m) for m in messages]
         messages[-1]["content"] = messages[-1]["content"] + " " + CONCISE_INSTRUCTION
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=True)
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=thinking)
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _generate(generator, prompts, sampling: Sampling, seeds) -> tuple[list, float]:
+def _generate(models: Models, role: str, prompts, sampling: Sampling, seeds) -> tuple[list, float]:
     if not prompts:
         return [], 0.0
+    generator = models.generator(role)
     start = time.perf_counter()
     outputs = generator.generate(
         prompts, sampling.max_new_tokens, sampling.temperature, sampling.top_p, sampling.top_k, seeds
@@ -277,6 +324,7 @@ def _base_record(q: Question, mode: str, seed: int) -> dict:
         "question_id": q.question_id,
         "data_source": q.data_source,
         "ground_truth": q.ground_truth,
+        "large_model": None,
         "large_text": None,
         "signal": None,
         "signal_case": None,
@@ -300,49 +348,62 @@ def _scored(record: dict, q: Question, text: str) -> dict:
     return record
 
 
-def _large_fields(generation, models: Models, seconds: float) -> dict:
+def _large_fields(generation, models: Models, role: str, seconds: float) -> dict:
     return {
+        "large_model": models.path(role),
         "large_text": generation.text,
         "large_tokens": len(generation.token_ids),
-        "large_thinking_tokens": thinking_token_count(generation.token_ids, models.think_end_id),
+        "large_thinking_tokens": thinking_token_count(generation.token_ids, models.think_end_id(role)),
         "large_seconds": seconds,
     }
 
 
-def run_chunk(config: EvalConfig, models: Models, store: RecordStore, chunk: list[Question], seed: int) -> int:
-    """Finish every missing (mode, question) of one chunk; returns how many records were written."""
-    written = 0
-    missing = {mode: [q for q in chunk if store.get(q.benchmark, mode, seed, q.row) is None] for mode in config.modes}
-
-    # M, thinking on: one response for both `large` and `duet`, reused from a stored record when there is one
-    thinking = {q.row: q for mode in ("large", "duet") for q in missing.get(mode, [])}
-    large_fields: dict[int, dict] = {}
-    for row, q in thinking.items():
-        for mode in ("large", "duet"):
+def _thinking_responses(config, models: Models, store: RecordStore, missing, seed: int, role: str, modes) -> dict:
+    """``role``'s M response (thinking on) per missing question of ``modes``: one response serves all ``modes``,
+    and one already stored in a record of them is reused. The per-sample seed does not depend on which M
+    writes, so base M and trained M answer with the same randomness (paired samples)."""
+    questions = {q.row: q for mode in modes for q in missing.get(mode, [])}
+    fields: dict[int, dict] = {}
+    for row, q in questions.items():
+        for mode in modes:
             stored = store.get(q.benchmark, mode, seed, row)
             if stored is not None and stored["large_text"] is not None:
-                keys = ("large_text", "large_tokens", "large_thinking_tokens", "large_seconds")
-                large_fields[row] = {k: stored[k] for k in keys}
-    to_generate = [q for row, q in thinking.items() if row not in large_fields]
-    prompts = [_large_prompt(models.large_tokenizer, q.messages, concise=False) for q in to_generate]
+                fields[row] = {k: stored[k] for k in LARGE_FIELDS}
+    to_generate = [q for row, q in questions.items() if row not in fields]
+    prompts = [_chat_prompt(models.tokenizer(role), q.messages, thinking=True) for q in to_generate]
     seeds = [sample_seed(seed, q.benchmark, q.row, "large") for q in to_generate]
-    outputs, seconds = _generate(models.large, prompts, config.large_sampling, seeds)
+    outputs, seconds = _generate(models, role, prompts, config.large_sampling, seeds)
     for q, generation in zip(to_generate, outputs, strict=True):
-        large_fields[q.row] = _large_fields(generation, models, seconds)
+        fields[q.row] = _large_fields(generation, models, role, seconds)
+    return fields
+
+
+def run_chunk(
+    config: EvalConfig, models: Models, store: RecordStore, chunk: list[Question], seed: int, modes: list[str]
+) -> int:
+    """Finish every missing sample of ``modes`` in one chunk; returns how many records were written."""
+    written = 0
+    missing = {mode: [q for q in chunk if store.get(q.benchmark, mode, seed, q.row) is None] for mode in modes}
+
+    writers = {"large": ("large", "duet")} if models.shared else {"base": ("large",), "large": ("duet",)}
+    responses: dict[str, dict] = {}
+    for role, shared_by in writers.items():
+        fields = _thinking_responses(config, models, store, missing, seed, role, shared_by)
+        responses.update(dict.fromkeys(shared_by, fields))
 
     for q in missing.get("large", []):
-        record = _base_record(q, "large", seed) | large_fields[q.row]
+        record = _base_record(q, "large", seed) | responses["large"][q.row]
         store.add(_scored(record, q, record["large_text"]))
         written += 1
 
     duet = missing.get("duet", [])
     if duet:
-        records, prompts = [], []
+        records, prompts, tokenizer = [], [], models.tokenizer("small")
         for q in duet:
-            record = _base_record(q, "duet", seed) | large_fields[q.row]
+            record = _base_record(q, "duet", seed) | responses["duet"][q.row]
             signal = extract_signal(record["large_text"])
             prompt = render_small_prompt(
-                models.small_tokenizer, config.small_template, q.question, signal.text, config.small_max_prompt_tokens
+                tokenizer, config.small_template, q.question, signal.text, config.small_max_prompt_tokens
             )
             record.update(
                 signal=signal.text,
@@ -353,31 +414,33 @@ def run_chunk(config: EvalConfig, models: Models, store: RecordStore, chunk: lis
             records.append(record)
             prompts.append(prompt.token_ids)
         seeds = [sample_seed(seed, q.benchmark, q.row, "duet") for q in duet]
-        outputs, seconds = _generate(models.small, prompts, config.small_sampling, seeds)
+        outputs, seconds = _generate(models, "small", prompts, config.small_sampling, seeds)
         for q, record, generation in zip(duet, records, outputs, strict=True):
             record.update(small_text=generation.text, small_tokens=len(generation.token_ids), small_seconds=seconds)
             store.add(_scored(record, q, generation.text))
             written += 1
 
     concise = missing.get("concise", [])
-    prompts = [_large_prompt(models.large_tokenizer, q.messages, concise=True) for q in concise]
+    prompts = [_chat_prompt(models.tokenizer("base"), q.messages, thinking=True, concise=True) for q in concise]
     seeds = [sample_seed(seed, q.benchmark, q.row, "concise") for q in concise]
-    outputs, seconds = _generate(models.large, prompts, config.large_sampling, seeds)
+    outputs, seconds = _generate(models, "base", prompts, config.large_sampling, seeds)
     for q, generation in zip(concise, outputs, strict=True):
-        record = _base_record(q, "concise", seed) | _large_fields(generation, models, seconds)
+        record = _base_record(q, "concise", seed) | _large_fields(generation, models, "base", seconds)
         store.add(_scored(record, q, generation.text))
         written += 1
 
+    # m alone reads M's prompt: the question with the answer-format instruction (\boxed{}, "Answer: X") that
+    # the scorer needs; the bare question (what m reads beside a signal) would underrate m
     small = missing.get("small", [])
-    prompts = [render_small_prompt(models.small_tokenizer, "baseline", q.question, None).token_ids for q in small]
+    prompts = [_chat_prompt(models.tokenizer("small"), q.messages, thinking=False) for q in small]
     seeds = [sample_seed(seed, q.benchmark, q.row, "small") for q in small]
-    outputs, seconds = _generate(models.small, prompts, config.small_sampling, seeds)
-    for q, generation in zip(small, outputs, strict=True):
+    outputs, seconds = _generate(models, "small", prompts, config.small_sampling, seeds)
+    for q, prompt, generation in zip(small, prompts, outputs, strict=True):
         record = _base_record(q, "small", seed)
         record.update(
             small_text=generation.text,
             small_tokens=len(generation.token_ids),
-            small_prompt_tokens=len(prompts[small.index(q)]),
+            small_prompt_tokens=len(prompt),
             small_seconds=seconds,
         )
         store.add(_scored(record, q, generation.text))
@@ -388,7 +451,8 @@ def run_chunk(config: EvalConfig, models: Models, store: RecordStore, chunk: lis
 def run(config: EvalConfig, make_generator: Callable[[str, str], object]) -> dict:
     """Validate, load the models, generate what is missing, and write ``summary.json``, tables and plot.
 
-    ``make_generator(model_path, role)`` builds a ``backends.Generator``; role is ``"large"`` or ``"small"``.
+    ``make_generator(model_path, role)`` builds a ``backends.Generator``; role is ``"base"`` (base M, when it is
+    another model than trained M), ``"large"`` (trained M) or ``"small"`` (m).
     Returns the summary (``{benchmark: {mode: metrics}}``). Raises ``EvalInputError`` before loading any
     model when the input is bad.
     """
@@ -424,18 +488,31 @@ def run(config: EvalConfig, make_generator: Callable[[str, str], object]) -> dic
     return summary
 
 
+def mode_phases(config: EvalConfig) -> list[list[str]]:
+    """The modes in the order they run: a separate base M's modes first, so it can go before trained M loads."""
+    if config.shares_large:
+        return [config.modes]
+    phases = [[m for m in config.modes if m in BASE_MODES], [m for m in config.modes if m not in BASE_MODES]]
+    return [phase for phase in phases if phase]
+
+
 def _generate_missing(config: EvalConfig, models: Models, store: RecordStore, benchmarks) -> None:
     from tqdm.auto import tqdm
 
-    for benchmark, questions in benchmarks.items():
-        total = len(questions) * config.seeds * len(config.modes)
-        done = sum(
-            store.get(benchmark, mode, seed, q.row) is not None
-            for seed in range(config.seeds)
-            for q in questions
-            for mode in config.modes
-        )
-        with tqdm(total=total, initial=done, desc=benchmark, unit="sample", disable=not config.progress) as bar:
-            for seed in range(config.seeds):
-                for start in range(0, len(questions), config.chunk_size):
-                    bar.update(run_chunk(config, models, store, questions[start : start + config.chunk_size], seed))
+    for modes in mode_phases(config):
+        for benchmark, questions in benchmarks.items():
+            total = len(questions) * config.seeds * len(modes)
+            done = sum(
+                store.get(benchmark, mode, seed, q.row) is not None
+                for seed in range(config.seeds)
+                for q in questions
+                for mode in modes
+            )
+            desc = f"{benchmark} ({', '.join(modes)})"
+            with tqdm(total=total, initial=done, desc=desc, unit="sample", disable=not config.progress) as bar:
+                for seed in range(config.seeds):
+                    for start in range(0, len(questions), config.chunk_size):
+                        chunk = questions[start : start + config.chunk_size]
+                        bar.update(run_chunk(config, models, store, chunk, seed, modes))
+        if not config.shares_large and set(modes) <= set(BASE_MODES):
+            models.release("base")  # before trained M loads

@@ -2,6 +2,8 @@
 
 import pytest
 
+from duet_verl.testing import tiny
+
 
 @pytest.fixture(scope="package", autouse=True)
 def one_torch_thread():
@@ -11,3 +13,9 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="package")
+def base_large(tiny_tokenizer, tmp_path_factory):
+    """A second tiny M with other random weights: base M, beside the fixtures' "large" as trained M."""
+    return tiny.build_model(tmp_path_factory.mktemp("base_large"), tiny_tokenizer, "large", seed=7)

@@ -1,4 +1,5 @@
-"""End-to-end evaluation with the tiny random models (HF backend, CPU), sharing, resume and bad input."""
+"""End-to-end evaluation with the tiny random models (HF backend, CPU), base vs trained M, sharing, resume and
+bad input."""
 
 import json
 import shutil
@@ -8,9 +9,11 @@ import pandas as pd
 import pytest
 
 from duet_verl.core import extract_signal, score_answer
+from duet_verl.evaluate import backends
 from duet_verl.evaluate.__main__ import main
 from duet_verl.evaluate.backends import Generation
 from duet_verl.evaluate.runner import EvalConfig, EvalInputError, Sampling, run
+from duet_verl.testing import tiny
 
 ALL_MODES = ["duet", "large", "small", "concise"]
 QUESTIONS = 5  # of the fixture's 8: enough for two chunks of 3, quick on a busy 2-core machine
@@ -48,7 +51,7 @@ def full_run(tiny_assets, tmp_path_factory, record_wall_time):
     return out
 
 
-def test_every_mode_end_to_end(full_run):
+def test_every_mode_end_to_end(full_run, tiny_assets):
     records = records_of(full_run)
     summary = json.loads((full_run / "summary.json").read_text())
     assert list(summary) == ["tiny_math"] and list(summary["tiny_math"]) == ALL_MODES
@@ -63,6 +66,7 @@ def test_every_mode_end_to_end(full_run):
         assert 0 < large["large_tokens"] <= 10 and 0 < concise["large_tokens"] <= 10
         assert 0 < duet["small_tokens"] <= 5 and 0 < small["small_tokens"] <= 5 and small["large_tokens"] == 0
         assert large["small_text"] is None and concise["small_text"] is None
+        assert large["large_model"] == duet["large_model"] == concise["large_model"] == str(tiny_assets["large"])
         for record in (large, concise):
             assert record["correct"] == score_answer("tiny_math", record["large_text"], record["ground_truth"]).score
         for record in (duet, small):
@@ -71,6 +75,65 @@ def test_every_mode_end_to_end(full_run):
     table = (full_run / "summary.md").read_text()
     assert "### tiny_math" in table and all(f"| {m} | {QUESTIONS}×1 |" in table for m in ALL_MODES)
     assert (full_run / "accuracy_vs_tokens.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture
+def logged_hf(monkeypatch):
+    """The HF backend, logging which model loads, closes and reads which prompts (decoded)."""
+    events, prompts = [], {}
+
+    class LoggedHF(backends.HFGenerator):
+        def __init__(self, model_path, **kwargs):
+            super().__init__(model_path, **kwargs)
+            self.path = model_path
+            events.append(("load", model_path))
+
+        def generate(self, prompts_token_ids, *args):
+            prompts.setdefault(self.path, []).extend(self.tokenizer.decode(ids) for ids in prompts_token_ids)
+            return super().generate(prompts_token_ids, *args)
+
+        def close(self):
+            events.append(("close", self.path))
+            super().close()
+
+    monkeypatch.setattr(backends, "HFGenerator", LoggedHF)
+    return events, prompts
+
+
+def test_base_m_answers_alone_and_trained_m_writes_the_signals(full_run, base_large, tiny_assets, tmp_path, logged_hf):
+    events, _ = logged_hf
+    base, trained, small = str(base_large), str(tiny_assets["large"]), str(tiny_assets["small"])
+    out = tmp_path / "compare"
+    assert main(cli_args(tiny_assets, out, "--base-large", base, "--modes", *ALL_MODES, "--max-samples", "3")) == 0
+    # base M runs its modes first and is released before trained M loads: one M in memory at a time
+    assert events.index(("load", base)) < events.index(("close", base)) < events.index(("load", trained))
+    assert ("load", small) in events and ("close", trained) not in events
+    by_key = {(r["mode"], r["row"]): r for r in records_of(out)}
+    rows = range(3)
+    assert {by_key[(mode, row)]["large_model"] for mode in ("large", "concise") for row in rows} == {base}
+    assert {by_key[("duet", row)]["large_model"] for row in rows} == {trained}
+    # duet read trained M's responses: those of full_run, whose only M was trained M (per-sample seeds) ...
+    duet_texts = [by_key[("duet", row)]["large_text"] for row in rows]
+    assert duet_texts == [samples(full_run)[("large", row)][0] for row in rows]
+    # ... and `large` holds base M's: what base M writes as the only M
+    alone = tmp_path / "base_alone"
+    assert main(cli_args(tiny_assets, alone, "--large", base, "--modes", "large", "--max-samples", "3")) == 0
+    base_texts = [samples(alone)[("large", row)][0] for row in rows]
+    assert [by_key[("large", row)]["large_text"] for row in rows] == base_texts != duet_texts
+    assert f"M: {trained} (`duet`); {base} (`large`, `concise`)" in (out / "summary.md").read_text()
+
+
+def test_small_alone_reads_ms_prompt_with_the_answer_format(tiny_assets, tmp_path, logged_hf):
+    """The scorer reads the last \\boxed{}: m alone must be asked for one, as M is (the data's prompt)."""
+    _, prompts = logged_hf
+    assert main(cli_args(tiny_assets, tmp_path / "small", "--modes", "small", "--max-samples", "2")) == 0
+    alone = prompts[str(tiny_assets["small"])]
+    questions = pd.read_parquet(tiny_assets["test"])["prompt"].iloc[:2]
+    assert len(alone) == 2
+    for prompt, messages in zip(alone, questions, strict=True):
+        assert messages[0]["content"].endswith(tiny.MATH_INSTRUCTION)
+        assert f"<|im_start|>user\n{messages[0]['content']}<|im_end|>" in prompt
+        assert prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")  # thinking off
 
 
 def test_resume_after_truncated_records_matches_full_run(full_run, tiny_assets, tmp_path):
@@ -115,6 +178,9 @@ class ScriptedGenerator:
         self.prompts += len(prompts_token_ids)
         return [Generation([1, 2, 3, 4], f"<think>x</think>\\boxed{{{self.answer_for_seed(s)}}}") for s in seeds]
 
+    def close(self):
+        self.closed = True
+
 
 def scripted_data(tmp_path, num=3):
     rows = [
@@ -149,21 +215,46 @@ def test_duet_and_large_share_one_generation_of_m(tiny_assets, tmp_path):
     assert summary["large"]["mean_large_thinking_tokens"] == 4  # tiny tokenizer: ids 1-4 are not </think>
 
 
+def test_a_separate_base_m_shares_no_generation_with_duet(base_large, tiny_assets, tmp_path):
+    generators = {}
+
+    def make(path, role):
+        generators[role] = ScriptedGenerator()
+        return generators[role]
+
+    config = EvalConfig(
+        data=[str(scripted_data(tmp_path))], out=str(tmp_path / "out"), modes=["duet", "large", "concise"],
+        large=str(tiny_assets["large"]), base_large=str(base_large), small=str(tiny_assets["small"]), progress=False,
+    )  # fmt: skip
+    summary = run(config, make)["tiny_math"]
+    assert generators["base"].prompts == 3 + 3 and generators["base"].closed  # large + concise, then released
+    assert generators["large"].prompts == 3 and generators["small"].prompts == 3  # duet
+    assert summary["duet"]["large_models"] == [str(tiny_assets["large"])]
+    assert summary["large"]["large_models"] == summary["concise"]["large_models"] == [str(base_large)]
+
+
 def test_resume_reuses_the_stored_response_of_m(tiny_assets, tmp_path):
     generators = []
 
     def make(path, role):
-        generators.append(ScriptedGenerator())
-        return generators[-1]
+        generators.append((role, ScriptedGenerator()))
+        return generators[-1][1]
 
     data, out = str(scripted_data(tmp_path)), str(tmp_path / "out")
     common = dict(data=[data], out=out, large=str(tiny_assets["large"]), small=str(tiny_assets["small"]))
     run(EvalConfig(modes=["large"], progress=False, **common), make)
-    assert generators[0].prompts == 3
+    assert [(role, g.prompts) for role, g in generators] == [("large", 3)]
     run(EvalConfig(modes=["large", "duet"], progress=False, **common), make)
-    large_again, small = generators[1:]
-    assert large_again.prompts == 0 and small.prompts == 3  # duet read the signals `large` already had
+    # duet read the signals `large` already had: M did not even load
+    assert [(role, g.prompts) for role, g in generators[1:]] == [("small", 3)]
     assert len(records_of(tmp_path / "out")) == 6
+
+
+def test_resume_with_another_base_m_is_refused(base_large, tiny_assets, tmp_path):
+    common = dict(data=[str(scripted_data(tmp_path))], out=str(tmp_path / "out"), large=str(tiny_assets["large"]))
+    run(EvalConfig(modes=["large"], progress=False, **common), lambda path, role: ScriptedGenerator())
+    with pytest.raises(EvalInputError, match="other settings.*base_large"):
+        run(EvalConfig(modes=["large"], base_large=str(base_large), progress=False, **common), never_called)
 
 
 def test_seeds_give_mean_and_std(tiny_assets, tmp_path):
@@ -241,6 +332,22 @@ def test_bad_input_is_reported_before_any_model_loads(case, expected, tiny_asset
         run(config, never_called)
     assert expected in str(error.value)
     assert not (tmp_path / "out" / "records.jsonl").exists()
+
+
+def test_a_bad_base_m_is_reported_only_when_its_modes_run(tiny_assets, tmp_path):
+    data = write_rows(tmp_path, [good_row()])
+    common = dict(data=[str(data)], large=str(tiny_assets["large"]), small=str(tiny_assets["small"]),
+                  base_large=str(tmp_path / "no_model"), progress=False)  # fmt: skip
+    with pytest.raises(EvalInputError, match=r"^base M \(M alone in large and concise\) \(--base-large .*no such"):
+        run(EvalConfig(out=str(tmp_path / "a"), modes=["duet", "concise"], **common), never_called)
+    roles = []
+
+    def make(path, role):
+        roles.append(role)
+        return ScriptedGenerator()
+
+    run(EvalConfig(out=str(tmp_path / "b"), modes=["duet"], **common), make)
+    assert roles == ["large", "small"]
 
 
 def test_cli_prints_the_error_and_exits_2(tmp_path, capsys):

@@ -1,7 +1,8 @@
 """The vLLM path end to end on one GPU (skipped without CUDA and vllm): ``tests/gpu/smoke_duet_vllm.sh``.
 
-Run on a GPU node with ``python -m pytest tests/gpu -s``; set LARGE_MODEL / SMALL_MODEL / DATA_DIR as the script
-says. CI has no GPU, so this never runs there.
+Run on a GPU node (80 GB class) with ``python -m pytest tests/gpu -s``; set LARGE_MODEL / SMALL_MODEL / DATA_DIR as
+the script says. CI has no GPU, so this never runs there; the memory check's analysis is tested on CPU
+(test_memory_trace.py).
 """
 
 from __future__ import annotations
@@ -29,3 +30,5 @@ def test_one_duet_step_on_vllm():
     metrics = parse_step_metrics(output)[1]
     assert "duet/r_Mm" in metrics and "large/actor/pg_loss" in metrics and "small/actor/pg_loss" in metrics
     assert "[duet] rollout engine awake: small" in output
+    # engines asking for 0.55 + 0.5 of the GPU, and memory given back at every sleep (tests/gpu/memory_trace.py)
+    assert "[memory] ok:" in output, output[-8000:]

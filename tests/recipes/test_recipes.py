@@ -19,7 +19,15 @@ from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from duet_verl.duet_config import LARGE, SMALL, DuetConfig, DuetConfigError, build_model_views, validate
+from duet_verl.duet_config import (
+    LARGE,
+    SMALL,
+    DuetConfig,
+    DuetConfigError,
+    build_model_views,
+    optimizer_steps_per_training_step,
+    validate,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "recipes"
@@ -127,8 +135,10 @@ def test_duet_recipe_has_the_papers_settings(printed):
     assert (config.data.train_batch_size, large.actor.ppo_mini_batch_size, small.actor.ppo_mini_batch_size) == (
         64,
         32,
-        32,
+        8,
     )
+    # the authors' optimizer steps per step: M 256 responses / 128, m 1,024 answers / (32 M responses x 4 answers)
+    assert optimizer_steps_per_training_step(config, DuetConfig.from_config(config)) == {"large": 2, "small": 8}
     assert config.algorithm.use_kl_in_reward and config.algorithm.kl_ctrl.kl_coef == 0.001
     assert (config.trainer.total_epochs, config.trainer.test_freq, config.trainer.save_freq) == (3, 10, 50)
     assert (duet.length_bound, duet.lambda_schedule, duet.lambda_init, duet.lambda_eta) == (1000, "adaptive", 0, 0.01)
@@ -140,6 +150,30 @@ def test_duet_recipe_has_the_papers_settings(printed):
     assert [Path(f).parent.name for f in config.data.val_files] == ["math500", "aime24"]
     assert Path(config.data.train_files).parent.name == "deepscaler"
     assert (config.trainer.nnodes, config.trainer.n_gpus_per_node, config.trainer.resume_mode) == (1, 8, "auto")
+
+
+LOGPROB_TOKENS = (512 + 8192 + 1024) * 2  # two of m's longest sequences per log-prob micro-batch
+QWEN3_VOCAB = 151_936
+
+
+def test_gpu_recipes_run_fsdp2_with_bounded_log_prob_batches(printed):
+    config = check_overrides(printed["run_duet_qwen3.sh"], DUET)
+    duet = DuetConfig.from_config(config)
+    views = build_model_views(config, duet)
+    for view in views.values():
+        block = view.actor_rollout_ref
+        assert block.actor.strategy == "fsdp2"
+        assert block.actor.fsdp_config.entropy_from_logits_with_chunking is True
+        assert block.rollout.log_prob_max_token_len_per_gpu == LOGPROB_TOKENS
+    large, small = views[LARGE].actor_rollout_ref, views[SMALL].actor_rollout_ref
+    assert large.ref.strategy == "fsdp2" and large.ref.log_prob_max_token_len_per_gpu == LOGPROB_TOKENS
+    assert LOGPROB_TOKENS >= config.data.max_prompt_length + config.data.max_response_length
+    assert LOGPROB_TOKENS >= duet.small_prompt_length + small.rollout.response_length  # verl asserts it fits
+    assert LOGPROB_TOKENS * QWEN3_VOCAB * 2 <= 8e9, "bf16 logits of one log-prob micro-batch within a few GB"
+    assert not [o for o in printed["run_duet_qwen3.sh"] if key_of(o).endswith("ref.fsdp_config.param_offload")]
+    base = check_overrides(printed["run_grpo_baseline_qwen3.sh"], PPO).actor_rollout_ref
+    assert base.actor.strategy == base.ref.strategy == "fsdp2"
+    assert base.actor.fsdp_config.entropy_from_logits_with_chunking is True
 
 
 def test_baseline_matches_duets_M(printed):
