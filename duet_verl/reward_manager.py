@@ -41,13 +41,37 @@ class DuetRewardManager(RewardManagerBase):
         ground_truth = str(item.non_tensor_batch["reward_model"]["ground_truth"])
         if self.compute_score is None:
             result = await self.loop.run_in_executor(None, score_answer, data_source, text, ground_truth)
-            score, prediction = result.score, result.prediction or ""
+            return {
+                "reward_score": result.score,
+                "reward_extra_info": {"acc": result.score, "pred": result.prediction or ""},
+            }
+        # A custom function also learns the response's token count, through extra_info["response_length"].
+        extra_info = {**(item.non_tensor_batch.get("extra_info") or {}), "response_length": valid_length}
+        kwargs = {
+            "data_source": data_source,
+            "solution_str": text,
+            "ground_truth": ground_truth,
+            "extra_info": extra_info,
+        }
+        if inspect.iscoroutinefunction(self.compute_score):
+            result = await self.compute_score(**kwargs)
         else:
-            kwargs = {"data_source": data_source, "solution_str": text, "ground_truth": ground_truth,
-                      "extra_info": item.non_tensor_batch.get("extra_info", {})}  # fmt: skip
-            if inspect.iscoroutinefunction(self.compute_score):
-                score = await self.compute_score(**kwargs)
-            else:
-                score = await self.loop.run_in_executor(None, lambda: self.compute_score(**kwargs))
-            prediction = ""
-        return {"reward_score": float(score), "reward_extra_info": {"acc": float(score), "pred": prediction}}
+            result = await self.loop.run_in_executor(None, lambda: self.compute_score(**kwargs))
+        if isinstance(result, dict):  # verl's convention: {"score": ..., other metrics}
+            score = float(result["score"])
+            return {"reward_score": score, "reward_extra_info": {"acc": score, "pred": "", **result}}
+        return {"reward_score": float(result), "reward_extra_info": {"acc": float(result), "pred": ""}}
+
+
+def length_penalized_score(data_source, solution_str, ground_truth, extra_info, lam: float, length_bound: float):
+    """The paper's "M alone" variant as a verl custom reward function: the DUET score of M's own answer minus
+    ``lam · L / length_bound``, L = the response's tokens (constant λ: verl's single-model trainer keeps no λ state).
+
+        reward.custom_reward_function.path=pkg://duet_verl.reward_manager
+        reward.custom_reward_function.name=length_penalized_score
+        +reward.custom_reward_function.reward_kwargs.lam=0.5
+        +reward.custom_reward_function.reward_kwargs.length_bound=40
+    """
+    correct = score_answer(data_source, solution_str, ground_truth).score
+    penalty = float(lam) * extra_info["response_length"] / float(length_bound)
+    return {"score": correct - penalty, "acc": correct, "length_penalty": penalty}

@@ -5,8 +5,10 @@ token-in/token-out. This backend keeps that shape so the real agent loop, load b
 path run unchanged:
 
 - ``HFRolloutServer``: a Ray actor holding one transformers model. ``generate`` honours temperature,
-  top_p, top_k and max_tokens and returns per-token log-probs; ``load_weights``/``finish_weight_update``
-  receive the trainer's weights on every sync and refuse an incomplete one.
+  top_p, top_k and max_tokens and returns per-token log-probs. Concurrent requests with the same sampling
+  settings are served together: one left-padded ``generate()`` for up to ``rollout.max_num_seqs`` prompts (the
+  agent loop sends a whole batch at once; one call per prompt left the CPU idle between tiny matmuls).
+  ``load_weights``/``finish_weight_update`` receive the trainer's weights on every sync and refuse an incomplete one.
 - ``HFReplica``: the ``RolloutReplica`` that launches one server per replica, named with the model's tag
   (``duet_verl.rollout.naming``) so two models can have servers in one job.
 - ``HFServerAdapter``: the ``BaseRollout`` inside each training worker; wakes/sleeps its server and streams
@@ -18,10 +20,12 @@ Select it with ``actor_rollout_ref.rollout.name=hf`` (any platform; it is the ro
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -49,6 +53,19 @@ def _max_new_tokens(config: RolloutConfig, prompt_len: int, sampling_params: dic
     if requested is None:
         requested = min(config.response_length, config.prompt_length + config.response_length - prompt_len)
     return max(1, min(int(requested), room))
+
+
+@dataclass
+class _Request:
+    prompt_ids: list[int]
+    sampling_params: dict[str, Any]
+    result: asyncio.Future
+
+
+def _sampling_key(sampling_params: dict[str, Any]) -> str:
+    """Requests with the same key can share one ``generate()``; the token budget is applied per row."""
+    shared = {k: v for k, v in sampling_params.items() if k not in ("max_tokens", "max_new_tokens")}
+    return json.dumps(shared, sort_keys=True, default=str)
 
 
 class HFRolloutServer:
@@ -81,8 +98,10 @@ class HFRolloutServer:
         self.weight_version = 0
         self.global_steps: int | None = None
         self.num_generated = 0
+        self.num_generate_calls = 0  # model.generate() calls: fewer than requests when batching works
         self._pending_names: set[str] = set()
-        self._lock = asyncio.Lock()
+        self._queue: list[_Request] = []
+        self._serving: asyncio.Task | None = None
 
     def _eos_token_ids(self) -> list[int]:
         ids = {self.model_config.tokenizer.eos_token_id}
@@ -108,8 +127,11 @@ class HFRolloutServer:
                 f"hf rollout server {server_actor_name(self.config, self.replica_rank)} got a generate request "
                 "while asleep: wake it (weight sync) before generating"
             )
-        async with self._lock:
-            token_ids, log_probs = await asyncio.to_thread(self._generate, list(prompt_ids), dict(sampling_params))
+        request = _Request(list(prompt_ids), dict(sampling_params), asyncio.get_running_loop().create_future())
+        self._queue.append(request)
+        if self._serving is None or self._serving.done():
+            self._serving = asyncio.create_task(self._serve())
+        token_ids, log_probs = await request.result
         self.num_generated += 1
         return TokenOutput(
             token_ids=token_ids,
@@ -118,38 +140,64 @@ class HFRolloutServer:
             extra_fields={"global_steps": self.global_steps},
         )
 
+    async def _serve(self) -> None:
+        """Serve the queue in batches until it is empty: requests arriving during a batch form the next one."""
+        await asyncio.sleep(0.005)  # let the rest of a concurrently sent batch arrive
+        while self._queue:
+            key = _sampling_key(self._queue[0].sampling_params)
+            batch = [r for r in self._queue if _sampling_key(r.sampling_params) == key][: self.config.max_num_seqs]
+            self._queue = [r for r in self._queue if r not in batch]
+            try:
+                results = await asyncio.to_thread(self._generate_batch, batch)
+            except Exception as error:  # every waiting request gets the error, not a hang
+                for request in batch:
+                    request.result.set_exception(error)
+                continue
+            for request, result in zip(batch, results, strict=True):
+                request.result.set_result(result)
+
     @torch.no_grad()
-    def _generate(self, prompt_ids: list[int], sampling_params: dict[str, Any]) -> tuple[list[int], list[float]]:
-        temperature = float(sampling_params.get("temperature", self.config.temperature))
-        top_k = int(sampling_params.get("top_k", self.config.top_k) or 0)
-        top_p = float(sampling_params.get("top_p", self.config.top_p))
+    def _generate_batch(self, batch: list[_Request]) -> list[tuple[list[int], list[float]]]:
+        """One left-padded ``generate()`` for requests that share sampling settings; each row is cut at its own
+        EOS and its own token budget."""
+        params = batch[0].sampling_params
+        temperature = float(params.get("temperature", self.config.temperature))
+        top_k = int(params.get("top_k", self.config.top_k) or 0)
+        top_p = float(params.get("top_p", self.config.top_p))
         do_sample = temperature > 0
-        input_ids = torch.tensor([prompt_ids], dtype=torch.long)
+        budgets = [_max_new_tokens(self.config, len(r.prompt_ids), r.sampling_params) for r in batch]
+        width = max(len(r.prompt_ids) for r in batch)
+        input_ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, request in enumerate(batch):
+            input_ids[row, width - len(request.prompt_ids) :] = torch.tensor(request.prompt_ids)
+            attention_mask[row, width - len(request.prompt_ids) :] = 1
         output = self.model.generate(
             input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=_max_new_tokens(self.config, len(prompt_ids), sampling_params),
+            attention_mask=attention_mask,
+            max_new_tokens=max(budgets),
             do_sample=do_sample,
             temperature=temperature if do_sample else None,
             top_p=top_p if do_sample else None,
             top_k=max(top_k, 0) if do_sample else None,
-            repetition_penalty=float(sampling_params.get("repetition_penalty", 1.0)),
+            repetition_penalty=float(params.get("repetition_penalty", 1.0)),
             eos_token_id=self.eos_token_ids,
             pad_token_id=self.pad_token_id,
             return_dict_in_generate=True,
             output_logits=True,
         )
-        new_tokens = output.sequences[0, len(prompt_ids) :].tolist()
+        self.num_generate_calls += 1
+        new_tokens = output.sequences[:, width:]
         # Log-probs as verl's actor computes them: log_softmax(logits / T) of the sampled token.
         scale = temperature if do_sample else 1.0
-        log_probs = [
-            torch.log_softmax(logits[0].float() / scale, dim=-1)[token].item()
-            for logits, token in zip(output.logits, new_tokens, strict=False)
-        ]
-        for i, token in enumerate(new_tokens):
-            if token in self.eos_token_ids:
-                return new_tokens[: i + 1], log_probs[: i + 1]
-        return new_tokens, log_probs
+        logits = torch.stack(output.logits, dim=1).float() / scale  # [batch, new tokens, vocab]
+        log_probs = torch.log_softmax(logits, dim=-1).gather(-1, new_tokens[:, : logits.shape[1], None])[..., 0]
+        results = []
+        for row, budget in enumerate(budgets):
+            tokens, row_log_probs = new_tokens[row, :budget].tolist(), log_probs[row, :budget].tolist()
+            end = next((i + 1 for i, token in enumerate(tokens) if token in self.eos_token_ids), len(tokens))
+            results.append((tokens[:end], row_log_probs[:end]))
+        return results
 
     # ---------------------------------------------------------------- weight sync
     async def load_weights(self, named_tensors: list[tuple[str, torch.Tensor]]) -> None:

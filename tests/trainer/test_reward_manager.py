@@ -108,3 +108,20 @@ def test_verl_loaded_manager_uses_a_configured_custom_function(tiny_tokenizer):
         "reward.custom_reward_function.name=compute_score",
     )
     assert result["reward_score"] == pytest.approx(2 / 3)  # the shaped tiny reward: the fraction of digits
+
+
+def test_length_penalized_score_is_m_alone_with_the_penalty(tiny_tokenizer):
+    """The paper's "M alone + length penalty" baseline: M's own DUET score minus λ·L/B, L in response tokens."""
+    row = answer_row(tiny_tokenizer, "so \\boxed{5}", "math500", "5")
+    length = int(row.batch["attention_mask"][0, -row.batch["responses"].shape[-1] :].sum())
+    result = score_with_verl_loaded_manager(
+        tiny_tokenizer,
+        row,
+        "reward.custom_reward_function.path=pkg://duet_verl.reward_manager",
+        "reward.custom_reward_function.name=length_penalized_score",
+        "+reward.custom_reward_function.reward_kwargs.lam=0.5",
+        "+reward.custom_reward_function.reward_kwargs.length_bound=40",
+    )
+    assert result["reward_score"] == pytest.approx(1.0 - 0.5 * length / 40)
+    assert result["reward_extra_info"]["acc"] == 1.0
+    assert result["reward_extra_info"]["length_penalty"] == pytest.approx(0.5 * length / 40)
