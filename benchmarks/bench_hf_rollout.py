@@ -15,27 +15,18 @@ import random
 import tempfile
 import time
 
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
-
 from duet_verl.cpu.hf_rollout import HFRolloutServer
 from duet_verl.testing import tiny
+from duet_verl.testing.hf_server import standalone_hf_server
 
 
 def make_server(model_dir, response_length: int, max_num_seqs: int) -> HFRolloutServer:
-    with initialize_config_module(config_module="verl.trainer.config", version_base=None):
-        config = compose(
-            config_name="ppo_trainer",
-            overrides=[
-                f"actor_rollout_ref.model.path={model_dir}",
-                "actor_rollout_ref.rollout.name=hf",
-                "actor_rollout_ref.rollout.prompt_length=64",
-                f"actor_rollout_ref.rollout.response_length={response_length}",
-                f"actor_rollout_ref.rollout.max_num_seqs={max_num_seqs}",
-            ],
-        )
-    OmegaConf.resolve(config)
-    return HFRolloutServer(config.actor_rollout_ref.rollout, config.actor_rollout_ref.model, replica_rank=0)
+    return standalone_hf_server(
+        model_dir,
+        "actor_rollout_ref.rollout.prompt_length=64",
+        f"actor_rollout_ref.rollout.response_length={response_length}",
+        f"actor_rollout_ref.rollout.max_num_seqs={max_num_seqs}",
+    )
 
 
 def serve(server: HFRolloutServer, prompts: list[list[int]]) -> float:

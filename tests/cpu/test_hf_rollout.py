@@ -7,26 +7,18 @@ import asyncio
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 
 from duet_verl.cpu.hf_rollout import HFRolloutServer
+from duet_verl.testing.hf_server import standalone_hf_server
 
 
 def make_server(model_dir, *overrides: str) -> HFRolloutServer:
-    with initialize_config_module(config_module="verl.trainer.config", version_base=None):
-        config = compose(
-            config_name="ppo_trainer",
-            overrides=[
-                f"actor_rollout_ref.model.path={model_dir}",
-                "actor_rollout_ref.rollout.name=hf",
-                "actor_rollout_ref.rollout.prompt_length=32",
-                "actor_rollout_ref.rollout.response_length=12",
-                *overrides,
-            ],
-        )
-    OmegaConf.resolve(config)
-    return HFRolloutServer(config.actor_rollout_ref.rollout, config.actor_rollout_ref.model, replica_rank=0)
+    return standalone_hf_server(
+        model_dir,
+        "actor_rollout_ref.rollout.prompt_length=32",
+        "actor_rollout_ref.rollout.response_length=12",
+        *overrides,
+    )
 
 
 @pytest.fixture(scope="module")
