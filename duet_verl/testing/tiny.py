@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -69,8 +70,11 @@ def _corpus(num_lines: int = 3000, seed: int = 0) -> list[str]:
     return lines
 
 
-def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024):
-    """Train a byte-level BPE, add Qwen3's special tokens and chat template, save it, and return it."""
+def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024, corpus: Iterable[str] | None = None):
+    """Train a byte-level BPE, add Qwen3's special tokens and chat template, save it, and return it.
+
+    ``corpus`` replaces the default math-flavoured text, so a task's own words become single tokens.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -80,7 +84,7 @@ def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024):
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(_corpus() if corpus is None else corpus, trainer=trainer)
     hf = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
@@ -96,12 +100,12 @@ def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024):
     return hf
 
 
-def build_model(out_dir: str | Path, tokenizer, size: str = "large", seed: int = 0) -> Path:
-    """Save a randomly initialised tiny Qwen3 (``size`` in MODEL_SPECS) with the tokenizer beside it."""
+def build_model(out_dir: str | Path, tokenizer, size: str | TinyModelSpec = "large", seed: int = 0) -> Path:
+    """Save a randomly initialised tiny Qwen3 (``size``: a MODEL_SPECS key or a spec) with the tokenizer beside it."""
     import torch
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
-    spec = MODEL_SPECS[size]
+    spec = size if isinstance(size, TinyModelSpec) else MODEL_SPECS[size]
     config = Qwen3Config(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,

@@ -1,0 +1,90 @@
+"""Warm start plumbing: the SFT dataset feeds exactly the rollouts' token ids, the verl SFT config composes, and
+verl's SFT trainer runs on the CPU backend (two steps, about 15 s). The full warm start and its accuracies are
+measured by ``benchmarks/warm_start_world.py`` (about 3 min)."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from duet_verl.core import render_small_prompt
+from duet_verl.testing import warm_start, world
+from duet_verl.testing.tiny import build_model
+
+
+@pytest.fixture(scope="module")
+def large_set(built_world, world_tokenizer):
+    return warm_start.PromptCompletionSFTDataset(str(built_world["large_sft"]), world_tokenizer, {})
+
+
+def test_dataset_tokenizes_prompt_as_the_rollout_and_trains_on_completion_and_eos(
+    built_world, world_tokenizer, large_set
+):
+    from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
+
+    # the builder verl's agent loop renders M's prompt ids with (the tiny models are model_type "qwen3")
+    builder = create_continuous_token_builder(world_tokenizer, hf_model_type="qwen3")
+    frame = pd.read_parquet(built_world["large_sft"])
+    rows = world.world_rows(world.load_world(built_world["test"].parents[1]), "train")
+    for index in (0, 1, len(frame) - 1):
+        item = large_set[index]
+        prompt_ids = list(builder.build_initial_tokens(rows[index % len(rows)]["prompt"]))
+        completion_ids = world_tokenizer(frame["sft_completion"][index], add_special_tokens=False)["input_ids"]
+        assert item["input_ids"].tolist() == prompt_ids + completion_ids + [world_tokenizer.eos_token_id]
+        assert item["loss_mask"].tolist() == [0] * len(prompt_ids) + [1] * (len(completion_ids) + 1)
+        assert item["position_ids"].tolist() == list(range(len(item["input_ids"])))
+
+
+def test_small_dataset_prompt_is_the_duet_paper_prompt(built_world, world_tokenizer):
+    dataset = warm_start.PromptCompletionSFTDataset(str(built_world["small_sft"]), world_tokenizer, {}, max_samples=5)
+    frame = pd.read_parquet(built_world["small_sft"])
+    assert len(dataset) == 5
+    for index in range(5):
+        prompt = frame["sft_prompt"][index]
+        question, signal = prompt.removeprefix("user\n").removesuffix("\n</think>").split("\nassistant\n<think>\n")
+        expected = render_small_prompt(world_tokenizer, "paper", question, signal).token_ids
+        assert dataset[index]["input_ids"].tolist()[: len(expected)] == expected
+        assert dataset[index]["loss_mask"].tolist().index(1) == len(expected)
+
+
+def test_dataset_batches_with_verl_collator_and_rejects_overlong_examples(built_world, world_tokenizer, large_set):
+    from verl.utils.dataset.dataset_utils import SFTTensorCollator
+
+    batch = SFTTensorCollator("no_padding")([large_set[0], large_set[1]])
+    assert batch["input_ids"].is_nested and batch["loss_mask"].is_nested
+    with pytest.raises(ValueError, match="tokens"):
+        warm_start.PromptCompletionSFTDataset(str(built_world["large_sft"]), world_tokenizer, {"max_length": 16})
+
+
+def test_sft_command_composes_with_verls_sft_config(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from verl.trainer import sft_trainer
+
+    command = warm_start.sft_command(
+        tmp_path / "m", tmp_path / "t.parquet", tmp_path / "c", warm_start.SFTRecipe(1, 1e-3), 0
+    )
+    assert command[command.index("-m", 2) + 1] == "duet_verl.cpu.sft_trainer"
+    overrides = command[command.index("duet_verl.cpu.sft_trainer") + 1 :]
+    config_dir = str(Path(sft_trainer.__file__).parent / "config")
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        config = compose(config_name="sft_trainer_engine", overrides=overrides)
+    assert config.trainer.device == "cpu" and config.engine.strategy == "fsdp2"
+    assert config.data.custom_cls.name == "PromptCompletionSFTDataset"
+    assert not config.model.use_remove_padding
+
+
+def test_verl_sft_trainer_runs_on_cpu(built_world, world_tokenizer, tmp_path):
+    """Two optimizer steps through torchrun + gloo + FSDP2 on CPU; the result is a loadable HF folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    subset = tmp_path / "subset.parquet"
+    pd.read_parquet(built_world["large_sft"]).iloc[:64].to_parquet(subset)
+    initial = build_model(tmp_path / "init", world_tokenizer, warm_start.WORLD_MODEL_SPECS["small"])
+    trained = warm_start.run_sft(initial, subset, tmp_path / "trained", warm_start.SFTRecipe(1, 1e-3), seed=0)
+    before = AutoModelForCausalLM.from_pretrained(str(initial))
+    after = AutoModelForCausalLM.from_pretrained(str(trained))
+    assert after.dtype == torch.float32  # verl labels its saved configs bf16; run_sft relabels the fp32 weights
+    assert AutoTokenizer.from_pretrained(str(trained)).get_vocab() == world_tokenizer.get_vocab()
+    assert not torch.equal(before.lm_head.weight, after.lm_head.weight)
+    assert "step:2 " in (tmp_path / "trained_sft" / "sft.log").read_text()
