@@ -1,0 +1,251 @@
+"""The learning world end to end: RL from the warm-started models through the product's recipes, the baselines,
+and the held-out evaluation. ``benchmarks/learning_world.py`` runs it all and writes the report; the CI test
+runs a short DUET training through :func:`train_duet`.
+
+Runs happen in subprocesses of ``recipes/run_duet_cpu_tiny.sh`` (``python -m duet_verl.main``) and
+``recipes/run_grpo_cpu_tiny.sh`` (verl's ``main_ppo``), with the world's data and models passed as hydra
+overrides, exactly as a user would run them; metrics are read back from verl's console logger.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from duet_verl.testing.console import parse_step_metrics
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: the recipes live there
+
+
+@dataclass(frozen=True)
+class Settings:
+    """RL settings shared by DUET and the baselines (sized for 2 CPU cores)."""
+
+    steps: int = 40
+    batch: int = 8  # questions per step
+    n: int = 4  # M responses per question
+    k: int = 2  # m answers per signal
+    lr_large: float = 1e-4
+    lr_small: float = 2e-5
+    large_response: int = 128  # warm M writes up to ~110 tokens
+    small_response: int = 16  # m's answer is ~8
+    length_bound: float = 20.0  # B: about the shortest response m can use (warm M's mean is ~56)
+    lambda_eta: float = 0.05  # η: faster than the paper's 0.01, for a 40-step run
+    penalty_lambda: float = 1.0  # the constant λ of the M-alone + length penalty baseline (where DUET's λ ends)
+
+
+def log(message: str) -> None:
+    print(f"[learning_world {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> str:
+    """Run a command, keep its output in ``log_path``; fail with the log's tail."""
+    start = time.monotonic()
+    result = subprocess.run(command, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text(output)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command[:3])} failed (exit {result.returncode}); log {log_path}:\n{output[-4000:]}"
+        )
+    log(f"{log_path.parent.name}: done in {time.monotonic() - start:.0f} s")
+    return output
+
+
+def recipe(name: str) -> str:
+    path = ROOT / "recipes" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the learning world runs the recipes of a duet-verl checkout")
+    return str(path)
+
+
+def common_overrides(world: dict, models: dict, out: Path, settings: Settings) -> list[str]:
+    return [
+        f"data.train_files={world['train']}",
+        f"data.val_files={world['test']}",
+        f"data.train_batch_size={settings.batch}",
+        "data.max_prompt_length=48",
+        f"data.max_response_length={settings.large_response}",
+        "reward.custom_reward_function.path=null",  # the real DUET scorer
+        f"actor_rollout_ref.model.path={models['large']}",
+        f"actor_rollout_ref.actor.optim.lr={settings.lr_large}",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={settings.batch}",
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
+        f"actor_rollout_ref.rollout.n={settings.n}",
+        "actor_rollout_ref.actor.checkpoint.save_contents=[hf_model]",
+        f"trainer.total_training_steps={settings.steps}",
+        f"trainer.save_freq={settings.steps}",
+        "trainer.test_freq=-1",
+        f"trainer.default_local_dir={out}/checkpoints",
+    ]
+
+
+def train_duet(world: dict, models: dict, out: Path, settings: Settings) -> dict[int, dict[str, float]]:
+    overrides = [
+        *common_overrides(world, models, out, settings),
+        f"small_actor_rollout_ref.model.path={models['small']}",
+        f"small_actor_rollout_ref.actor.optim.lr={settings.lr_small}",
+        f"small_actor_rollout_ref.actor.ppo_mini_batch_size={settings.batch}",
+        "small_actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16",
+        "small_actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16",
+        f"small_actor_rollout_ref.rollout.response_length={settings.small_response}",
+        "small_actor_rollout_ref.actor.checkpoint.save_contents=[hf_model]",
+        f"duet.small_rollouts_per_signal={settings.k}",
+        f"duet.length_bound={settings.length_bound}",
+        "duet.lambda_schedule=adaptive",
+        "duet.lambda_init=0.0",
+        f"duet.lambda_eta={settings.lambda_eta}",
+    ]
+    output = run(["bash", recipe("run_duet_cpu_tiny.sh"), *overrides], out / "train.log", {"OUT_DIR": str(out)})
+    return parse_step_metrics(output)
+
+
+def train_large_alone(world: dict, models: dict, out: Path, settings: Settings, penalty: bool):
+    overrides = [*common_overrides(world, models, out, settings), "algorithm.use_kl_in_reward=False"]
+    if penalty:
+        overrides += [
+            "reward.custom_reward_function.path=pkg://duet_verl.reward_manager",
+            "reward.custom_reward_function.name=length_penalized_score",
+            f"+reward.custom_reward_function.reward_kwargs.lam={settings.penalty_lambda}",
+            f"+reward.custom_reward_function.reward_kwargs.length_bound={settings.length_bound}",
+        ]
+    output = run(["bash", recipe("run_grpo_cpu_tiny.sh"), *overrides], out / "train.log", {"OUT_DIR": str(out)})
+    return parse_step_metrics(output)
+
+
+def evaluate(out: Path, test_file: Path, large: Path, modes: list[str], base_large: Path, small: Path) -> dict:
+    command = [
+        sys.executable, "-m", "duet_verl.evaluate", "--backend", "hf", "--device", "cpu", "--no-progress",
+        "--large", str(large), "--base-large", str(base_large), "--small", str(small), "--data", str(test_file),
+        "--modes", *modes, "--out", str(out), "--seeds", "4", "--large-max-tokens", "128", "--small-max-tokens", "16",
+        "--chunk-size", "96",
+    ]  # fmt: skip
+    run(command, out / "evaluate.log")
+    return json.loads((out / "summary.json").read_text())
+
+
+def last_hf(run_dir: Path, model: str | None) -> Path:
+    """The HF export of a run's final checkpoint (DUET: per model; main_ppo: the one actor)."""
+    step = (run_dir / "checkpoints" / "latest_checkpointed_iteration.txt").read_text().strip()
+    folder = run_dir / "checkpoints" / f"global_step_{step}"
+    return (folder / model / "actor" if model else folder / "actor") / "huggingface"
+
+
+# Per-step metrics of each run, as the trainers log them: (DUET key, main_ppo key).
+CURVES = {
+    "M response length (tokens)": ("duet/large_response_length_mean", "response_length/mean"),
+    "r_Mm (guided m accuracy per signal)": ("duet/r_Mm", None),
+    "r_m (m alone, marginal utility)": ("duet/r_m", None),
+    "λ": ("duet/lambda", None),
+}
+RUN_LABELS = {"duet": "DUET", "grpo": "M alone, GRPO", "grpo_penalty": "M alone, GRPO + length penalty"}
+
+
+def plot_curves(curves: dict[str, dict[int, dict[str, float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(CURVES), figsize=(4.2 * len(CURVES), 3.4))
+    for axis, (title, (duet_key, single_key)) in zip(axes, CURVES.items(), strict=True):
+        for run_name, steps in curves.items():
+            key = duet_key if run_name == "duet" else single_key
+            if key is None:
+                continue
+            points = sorted((step, values[key]) for step, values in steps.items() if key in values)
+            axis.plot([p[0] for p in points], [p[1] for p in points], label=RUN_LABELS[run_name])
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("training step")
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def table_rows(evaluation: dict) -> list[dict]:
+    """The paper's comparison on the held-out questions, one row per system."""
+
+    def only(summary: dict) -> dict:
+        return next(iter(summary.values()))  # one benchmark: the world's test split
+
+    duet = only(evaluation["duet"])
+    systems = [
+        ("M alone (warm start)", duet["large"]),
+        (RUN_LABELS["grpo"], only(evaluation["grpo"])["large"]),
+        (RUN_LABELS["grpo_penalty"], only(evaluation["grpo_penalty"])["large"]),
+        ("DUET: trained M → trained m", duet["duet"]),
+        ("m alone (trained)", duet["small"]),
+    ]
+    warm_tokens = duet["large"]["mean_large_tokens"]
+    return [
+        {
+            "system": name,
+            "accuracy": s["accuracy"],
+            "accuracy_ci95": s["accuracy_ci95"],
+            "large_tokens": s["mean_large_tokens"],
+            "large_token_saving_vs_warm_m": 1 - s["mean_large_tokens"] / warm_tokens
+            if s["mean_large_tokens"]
+            else None,
+        }
+        for name, s in systems
+    ]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| system | accuracy (95% CI) | M tokens | M tokens saved vs warm M |", "|---|---|---|---|"]
+    for row in rows:
+        low, high = row["accuracy_ci95"]
+        saving = row["large_token_saving_vs_warm_m"]
+        lines.append(
+            f"| {row['system']} | {100 * row['accuracy']:.1f} ({100 * low:.1f}–{100 * high:.1f}) | "
+            f"{row['large_tokens']:.1f} | {'–' if saving is None else f'{100 * saving:.0f}%'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- the short CI version
+# A 12-fact world, a smaller m warm-start set, 20 steps and a faster λ (at its cap by step ~6): ~3 min on 2 cores.
+QUICK = Settings(steps=20, lambda_eta=0.1)
+QUICK_WORLD = {"num_facts": 12, "small_sft_examples": 1024}
+WINDOW = 4  # steps averaged at each end of a run
+
+
+def quick_duet(out: Path, seed: int) -> dict[int, dict[str, float]]:
+    """Build a small world, warm-start both models and run a short DUET training; returns its per-step metrics."""
+    from duet_verl.testing.warm_start import warm_start
+    from duet_verl.testing.world import build_world
+
+    world = build_world(out / "world", seed=seed, **QUICK_WORLD)
+    models = warm_start(world, out / "warm", seed=seed)
+    return train_duet(world, models, out / "duet", QUICK)
+
+
+def direction(curves: dict[int, dict[str, float]], settings: Settings) -> dict[str, float]:
+    """What the CI test asserts: M's length and guided m's accuracy over the last steps relative to the first,
+    and the largest gap between the logged λ and the adaptive rule replayed from the logged lengths."""
+    steps = sorted(curves)
+    first, last = steps[:WINDOW], steps[-WINDOW:]
+
+    def mean(key: str, window: list[int]) -> float:
+        return sum(curves[s][key] for s in window) / len(window)
+
+    lam, gap = 0.0, 0.0  # duet.lambda_init
+    for step in steps:
+        gap = max(gap, abs(curves[step]["duet/lambda"] - lam))
+        lam += settings.lambda_eta * (curves[step]["duet/penalised_length_mean"] / settings.length_bound - 1)
+        lam = min(max(lam, 0.0), 1.0)
+    return {
+        "length_ratio": mean("duet/large_response_length_mean", last) / mean("duet/large_response_length_mean", first),
+        "accuracy_ratio": mean("duet/small_accuracy", last) / mean("duet/small_accuracy", first),
+        "lambda_rule_gap": gap,
+    }

@@ -1,0 +1,40 @@
+"""DUET learns in the CPU learning world: the short version of ``benchmarks/learning_world.py``, one fixed seed.
+
+World built, both models warm-started with verl's SFT trainer, then 20 DUET steps through
+``recipes/run_duet_cpu_tiny.sh`` with the real scorer and the adaptive λ. The margins were chosen from five seeds'
+runs of ``python benchmarks/learning_world.py --quick --seed S`` (their spread is in the module constants).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from duet_verl.testing.learning_world import QUICK, direction, quick_duet
+
+SEED = 0
+# Five seeds (0-4) gave length ratios 0.xx-0.xx and accuracy ratios 0.xx-0.xx; the bounds leave room on both.
+MAX_LENGTH_RATIO = 0.7
+MIN_ACCURACY_RATIO = 0.9
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, record_wall_time) -> dict[str, float]:
+    start = time.perf_counter()
+    curves = quick_duet(tmp_path_factory.mktemp("learning_world"), SEED)
+    record_wall_time("learning world: 2 warm starts + 20 DUET steps (CPU)", time.perf_counter() - start)
+    assert sorted(curves) == list(range(1, QUICK.steps + 1))
+    return direction(curves, QUICK)
+
+
+def test_m_writes_shorter_signals(quick_run):
+    assert quick_run["length_ratio"] <= MAX_LENGTH_RATIO, quick_run
+
+
+def test_small_model_keeps_its_accuracy(quick_run):
+    assert quick_run["accuracy_ratio"] >= MIN_ACCURACY_RATIO, quick_run
+
+
+def test_lambda_follows_the_adaptive_rule(quick_run):
+    assert quick_run["lambda_rule_gap"] < 1e-6, quick_run
