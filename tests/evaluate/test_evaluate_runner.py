@@ -197,13 +197,19 @@ def scripted_data(tmp_path, num=3):
     return path
 
 
-def test_duet_and_large_share_one_generation_of_m(tiny_assets, tmp_path):
+def scripted_generators():
+    """``(generators, make)``: ``make`` builds a ``ScriptedGenerator`` per role and records it in ``generators``."""
     generators = {}
 
     def make(path, role):
         generators[role] = ScriptedGenerator()
         return generators[role]
 
+    return generators, make
+
+
+def test_duet_and_large_share_one_generation_of_m(tiny_assets, tmp_path):
+    generators, make = scripted_generators()
     config = EvalConfig(
         data=[str(scripted_data(tmp_path))], out=str(tmp_path / "out"), modes=["duet", "large", "concise"],
         large=str(tiny_assets["large"]), small=str(tiny_assets["small"]), progress=False,
@@ -216,11 +222,7 @@ def test_duet_and_large_share_one_generation_of_m(tiny_assets, tmp_path):
 
 
 def test_a_separate_base_m_shares_no_generation_with_duet(base_large, tiny_assets, tmp_path):
-    generators = {}
-
-    def make(path, role):
-        generators[role] = ScriptedGenerator()
-        return generators[role]
+    generators, make = scripted_generators()
 
     config = EvalConfig(
         data=[str(scripted_data(tmp_path))], out=str(tmp_path / "out"), modes=["duet", "large", "concise"],
