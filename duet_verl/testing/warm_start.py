@@ -143,9 +143,7 @@ def run_sft(model_path: Path, train_file: Path, out_dir: Path, recipe: SFTRecipe
     return out_dir
 
 
-def warm_start(
-    world_paths: dict, out_dir: str | Path, seed: int = 0, recipes: dict[str, SFTRecipe] | None = None
-) -> dict[str, Path]:
+def warm_start(world_paths: dict, out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
     """Warm-start M ("large") and m ("small") of a world (``build_world``'s paths); return their HF folders.
 
     Each folder (weights, config, generation config, tokenizer) loads as ``actor_rollout_ref.model.path``.
@@ -160,8 +158,7 @@ def warm_start(
     for index, size in enumerate(("large", "small")):
         initial = build_model(out / f"{size}_init", tokenizer, WORLD_MODEL_SPECS[size], seed=seed * 2 + index)
         start = time.monotonic()
-        recipe = (recipes or SFT_RECIPES)[size]
-        models[size] = run_sft(initial, Path(world_paths[SFT_SET[size]]), out / size, recipe, seed)
+        models[size] = run_sft(initial, Path(world_paths[SFT_SET[size]]), out / size, SFT_RECIPES[size], seed)
         seconds[size] = round(time.monotonic() - start, 1)
         shutil.rmtree(initial)
     (out / "warm_start.json").write_text(json.dumps({"seed": seed, "wall_s": seconds}, indent=2))

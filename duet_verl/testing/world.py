@@ -218,9 +218,7 @@ def world_paths(out_dir: str | Path) -> dict[str, Path]:
     }
 
 
-def build_world(
-    out_dir: str | Path, seed: int = 0, num_facts: int = 24, small_sft_examples: int = 2048
-) -> dict[str, Path]:
+def build_world(out_dir: str | Path, seed: int = 0, num_facts: int = 24) -> dict[str, Path]:
     """Write the tokenizer, the RL parquet files and both SFT sets under ``out_dir``; return ``world_paths``."""
     import pandas as pd
 
@@ -233,7 +231,7 @@ def build_world(
     for split in ("train", "test"):
         pd.DataFrame(world_rows(world, split)).to_parquet(paths[split])
     pd.DataFrame(large_sft_rows(world, tokenizer)).to_parquet(paths["large_sft"])
-    pd.DataFrame(small_sft_rows(world, tokenizer, small_sft_examples)).to_parquet(paths["small_sft"])
+    pd.DataFrame(small_sft_rows(world, tokenizer)).to_parquet(paths["small_sft"])
     return paths
 
 
