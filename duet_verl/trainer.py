@@ -48,6 +48,7 @@ from verl.trainer.ppo.ray_trainer import (
 )
 from verl.utils.config import omega_conf_to_dataclass
 from verl.utils.debug import marked_timer
+from verl.utils.debug.metrics import calculate_debug_metrics
 from verl.utils.metric import reduce_metrics
 from verl.workers.engine_workers import ActorRolloutRefWorker
 
@@ -63,6 +64,7 @@ from duet_verl.core import (
     thinking_lengths,
 )
 from duet_verl.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig
+from duet_verl.rollout.naming import server_name_prefix
 
 
 @dataclass
@@ -173,6 +175,9 @@ class DuetTrainer(RayPPOTrainer):
                 replicas=role.server_manager.get_replicas(),
             )
             role.checkpoint_manager.sleep_replicas()
+            prefix = f"{server_name_prefix(role.config.actor_rollout_ref.rollout)}server_"
+            servers = sorted(name for name in ray.util.list_named_actors() if name.startswith(prefix))
+            print(f"[duet] {role.name} rollout servers: {', '.join(servers)}", flush=True)
         self.checkpoint_manager = self.large.checkpoint_manager
 
     def _generate(self, role: ModelRole, batch: DataProto, timing: dict, timer: str, sleep_after: bool = True):
@@ -332,6 +337,8 @@ class DuetTrainer(RayPPOTrainer):
                 old_log_prob, _ = role.compute_log_probs(role_batch)
                 old_log_prob.batch.pop("entropys")
                 role_batch.union(old_log_prob)
+            if "rollout_log_probs" in role_batch.batch.keys():  # rollout vs actor, as verl's fit logs it
+                metrics.update({f"{role.name}/{k}": v for k, v in calculate_debug_metrics(role_batch).items()})
         self._apply_large_kl(large, metrics, timing)
         for role, role_batch in ((self.large, large), (self.small, guided)):
             compute_advantage(

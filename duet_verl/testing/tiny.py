@@ -41,7 +41,7 @@ class TinyModelSpec:
     intermediate_size: int = 128
     num_attention_heads: int = 4
     num_key_value_heads: int = 2
-    head_dim: int = 16
+    head_dim: int = 32  # the smallest head size vLLM's CPU attention supports (16 is refused)
 
 
 MODEL_SPECS = {"large": TinyModelSpec(num_hidden_layers=4), "small": TinyModelSpec(num_hidden_layers=2)}

@@ -48,6 +48,9 @@ ALLOWED_ADDITIONS = {
     "actor_rollout_ref.model.override_config.attn_implementation",
     "small_actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype",
     "small_actor_rollout_ref.model.override_config.attn_implementation",
+    # CPU_ROLLOUT=vllm: a RolloutConfig field verl's rollout yaml does not list
+    "actor_rollout_ref.rollout.enable_sleep_mode",
+    "small_actor_rollout_ref.rollout.enable_sleep_mode",
 }
 # Accepted by verl 0.9 and silently ignored: reward settings live under reward.* now (shared/VERL_NOTES.md).
 LEGACY_PREFIXES = ("reward_model.reward_manager", "reward_model.overlong_buffer", "custom_reward_function")
@@ -122,6 +125,29 @@ def test_recipe_overrides_compose_and_validate(recipe, printed):
     overrides = printed[recipe]
     assert len({key_of(o) for o in overrides}) == len(overrides), "a key is set twice"
     check_overrides(overrides, RECIPE_CONFIGS[recipe])
+
+
+@pytest.mark.parametrize("recipe", ["run_duet_cpu_tiny.sh", "run_grpo_cpu_tiny.sh"])
+def test_cpu_recipes_on_vllm_compose_and_validate(recipe):
+    overrides = dry_run(recipe, CPU_ROLLOUT="vllm")
+    assert len({key_of(o) for o in overrides}) == len(overrides), "a key is set twice"
+    config = check_overrides(overrides, RECIPE_CONFIGS[recipe])
+    blocks = (
+        ["actor_rollout_ref", "small_actor_rollout_ref"] if RECIPE_CONFIGS[recipe] == DUET else ["actor_rollout_ref"]
+    )
+    for block in blocks:
+        rollout = config[block].rollout
+        assert (rollout.name, rollout.dtype, rollout.enable_sleep_mode, rollout.enforce_eager) == (
+            "vllm", "float32", False, True
+        )  # fmt: skip
+
+
+def test_cpu_rollout_must_be_hf_or_vllm():
+    result = subprocess.run(
+        ["bash", str(RECIPES / "run_duet_cpu_tiny.sh")], env={**os.environ, "DRY_RUN": "1", "CPU_ROLLOUT": "sglang"},
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2 and "CPU_ROLLOUT must be hf or vllm, got 'sglang'" in result.stderr
 
 
 def test_duet_recipe_has_the_papers_settings(printed):

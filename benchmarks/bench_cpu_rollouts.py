@@ -1,0 +1,73 @@
+"""The CPU backend's two rollouts side by side: a tiny DUET run on the ``hf`` server and on verl's vLLM rollout.
+
+    python benchmarks/bench_cpu_rollouts.py [--steps 6] [--out /tmp/bench_cpu_rollouts]
+
+Runs ``recipes/run_duet_cpu_tiny.sh`` once per rollout (``CPU_ROLLOUT=hf|vllm``), needs the vLLM suite's
+environment (``tests/vllm/setup_env.sh``: it has both), and prints per rollout the run's wall time, its
+start-up (wall minus the steps), the mean step after the first (the first pays for warm-up) and the mean
+generation time per step of M, m and m's baseline answers. Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from duet_verl.testing.console import parse_step_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERATION = ("timing_s/gen_large", "timing_s/gen_small", "timing_s/gen_baseline")
+
+
+def run(rollout: str, steps: int, out: Path) -> dict:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "CPU_ROLLOUT": rollout,
+        "STEPS": str(steps),
+        "TINY_DIR": str(out / "tiny"),
+        "OUT_DIR": str(out / rollout),
+    }
+    start = time.perf_counter()
+    proc = subprocess.run(
+        ["bash", str(ROOT / "recipes" / "run_duet_cpu_tiny.sh"), "trainer.test_freq=-1"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise SystemExit(f"{rollout} run failed (exit {proc.returncode}):\n{output[-4000:]}")
+    metrics = parse_step_metrics(output)
+    later = [metrics[s] for s in sorted(metrics)[1:]]
+    return {
+        "rollout": rollout,
+        "wall_s": round(wall, 1),
+        "startup_s": round(wall - sum(m["timing_s/step"] for m in metrics.values()), 1),
+        "first_step_s": round(metrics[1]["timing_s/step"], 2),
+        "step_s": round(statistics.mean(m["timing_s/step"] for m in later), 2),
+        "generation_s": round(statistics.mean(sum(m[k] for k in GENERATION) for m in later), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench_cpu_rollouts"))
+    args = parser.parse_args()
+    results = [run(rollout, args.steps, args.out) for rollout in ("hf", "vllm")]
+    print("| rollout | wall (s) | start-up (s) | first step (s) | later steps (s) | generation per step (s) |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['rollout']} | {r['wall_s']} | {r['startup_s']} | {r['first_step_s']} | {r['step_s']} | "
+              f"{r['generation_s']} |")  # fmt: skip
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
