@@ -46,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunk-size", type=int, help="questions per generation call (default: hf 8, vllm 1024)")
     parser.add_argument("--tp", type=int, default=1, help="vllm tensor parallel size of every engine")
     parser.add_argument(
-        "--large-gpu-memory", type=float, default=0.6, help="vllm gpu_memory_utilization of M (and of base M: in turn)"
+        "--large-gpu-memory",
+        type=float,
+        default=0.6,
+        help="vllm gpu_memory_utilization of M (and of base M: in turn); on vLLM's CPU build a fraction of RAM, "
+        "unless VLLM_CPU_KVCACHE_SPACE sets the KV cache in GiB",
     )
     parser.add_argument("--small-gpu-memory", type=float, default=0.25, help="vllm gpu_memory_utilization of m")
     parser.add_argument("--max-model-len", type=int, help="vllm max_model_len (default: the model's)")

@@ -194,7 +194,13 @@ class VLLMGenerator:
         ]
         prompts = [{"prompt_token_ids": list(ids)} for ids in prompts_token_ids]
         outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
-        return [Generation(list(out.outputs[0].token_ids), out.outputs[0].text) for out in outputs]
+        # Decoded whole, as training decodes M's response (and the hf backend): vLLM's streaming text holds back
+        # a trailing incomplete UTF-8 character, which would hand m a different signal than training did.
+        tokenizer = self.llm.get_tokenizer()
+        return [
+            Generation(ids, tokenizer.decode(ids, skip_special_tokens=True))
+            for ids in (list(out.outputs[0].token_ids) for out in outputs)
+        ]
 
     def close(self) -> None:
         """vLLM shuts the engine (and its GPU memory) down when the ``LLM`` is collected."""

@@ -1,14 +1,16 @@
 """``python -m duet_verl.evaluate --backend vllm`` on CPU, every mode, checked against the ``hf`` backend.
 
 Both backends decode greedily (M and m) the same prompts with the same tiny models in fp32, so they must write
-the same tokens; ``MAX_DIFFERENT`` bounds what float rounding can flip (vLLM's attention and GEMMs sum in
-another order than transformers', so a near-tie between two tokens can fall either way, and everything after
-it differs).
+the same tokens, decoded to the same text (both decode the whole response, as training does: vLLM's own
+streaming text would drop a trailing incomplete UTF-8 character, and m would read another signal).
+``MAX_DIFFERENT`` bounds what float rounding can flip: vLLM's attention and GEMMs sum in another order than
+transformers', so a near-tie between two tokens can fall either way, and everything after it differs.
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -32,11 +34,14 @@ def evaluate(backend: str, tiny_assets, out) -> dict:
 
 @pytest.fixture(scope="module")
 def both(tiny_assets, tmp_path_factory, record_wall_time):
-    import time
-
-    start = time.perf_counter()
-    vllm = evaluate("vllm", tiny_assets, tmp_path_factory.mktemp("eval_vllm"))
-    record_wall_time("evaluate --backend vllm, 4 modes x 8 questions (CPU)", time.perf_counter() - start)
+    with pytest.MonkeyPatch.context() as env:
+        # On CPU, vLLM sizes each engine's KV cache as gpu_memory_utilization x RAM (M 0.6 + m 0.25 by default:
+        # more than a 24 GB machine has beside the rest), and pins its threads to cores unless told not to.
+        env.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+        env.setenv("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+        start = time.perf_counter()
+        vllm = evaluate("vllm", tiny_assets, tmp_path_factory.mktemp("eval_vllm"))
+        record_wall_time("evaluate --backend vllm, 4 modes x 8 questions (CPU)", time.perf_counter() - start)
     return vllm, evaluate("hf", tiny_assets, tmp_path_factory.mktemp("eval_hf"))
 
 
