@@ -88,7 +88,10 @@ def common_overrides(world: dict, models: dict, out: Path, settings: Settings) -
     ]
 
 
-def train_duet(world: dict, models: dict, out: Path, settings: Settings) -> dict[int, dict[str, float]]:
+def train_duet(
+    world: dict, models: dict, out: Path, settings: Settings, extra: tuple[str, ...] = ()
+) -> dict[int, dict[str, float]]:
+    """DUET from the warm-started models; ``extra`` hydra overrides go last (benchmarks vary one setting)."""
     overrides = [
         *common_overrides(world, models, out, settings),
         f"small_actor_rollout_ref.model.path={models['small']}",
@@ -103,6 +106,7 @@ def train_duet(world: dict, models: dict, out: Path, settings: Settings) -> dict
         "duet.lambda_schedule=adaptive",
         "duet.lambda_init=0.0",
         f"duet.lambda_eta={settings.lambda_eta}",
+        *extra,
     ]
     output = run(["bash", recipe("run_duet_cpu_tiny.sh"), *overrides], out / "train.log", {"OUT_DIR": str(out)})
     return parse_step_metrics(output)
