@@ -219,7 +219,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 # ---------------------------------------------------------------------------------------------- the short CI version
 # The full world and warm starts (a smaller world warm-started in fewer SFT steps left m at ~20% guided accuracy),
-# 20 steps and a faster λ (at its cap by step ~6): ~5 min on 2 cores.
+# 20 steps and a faster λ (at its cap by step ~6): about 4 min on 2 cores (the warm starts side by side, ~2 min).
 QUICK = Settings(steps=20, lambda_eta=0.1)
 WINDOW = 4  # steps averaged at each end of a run
 
