@@ -13,16 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from duet_verl.testing.console import parse_step_metrics
+from duet_verl.testing.console import later_step_times, parse_step_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-GENERATION = ("timing_s/gen_large", "timing_s/gen_small", "timing_s/gen_baseline")
 
 
 def run(rollout: str, steps: int, out: Path) -> dict:
@@ -44,14 +42,14 @@ def run(rollout: str, steps: int, out: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{rollout} run failed (exit {proc.returncode}):\n{output[-4000:]}")
     metrics = parse_step_metrics(output)
-    later = [metrics[s] for s in sorted(metrics)[1:]]
+    step, generation = later_step_times(metrics)
     return {
         "rollout": rollout,
         "wall_s": round(wall, 1),
         "startup_s": round(wall - sum(m["timing_s/step"] for m in metrics.values()), 1),
         "first_step_s": round(metrics[1]["timing_s/step"], 2),
-        "step_s": round(statistics.mean(m["timing_s/step"] for m in later), 2),
-        "generation_s": round(statistics.mean(sum(m[k] for k in GENERATION) for m in later), 2),
+        "step_s": round(step, 2),
+        "generation_s": round(generation, 2),
     }
 
 

@@ -11,13 +11,11 @@ with the default cap, and prints the mean step and generation times over the ste
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
+from duet_verl.testing.console import later_step_times
 from duet_verl.testing.learning_world import Settings, train_duet
 from duet_verl.testing.world import world_paths
-
-GENERATION = ("timing_s/gen_large", "timing_s/gen_small", "timing_s/gen_baseline")
 
 
 def main() -> None:
@@ -33,9 +31,7 @@ def main() -> None:
     for label, cap in (("one request at a time", ["max_num_seqs=1"]), ("batched (default cap)", [])):
         extra = tuple(f"{block}.rollout.{c}" for c in cap for block in ("actor_rollout_ref", "small_actor_rollout_ref"))
         curves = train_duet(world_paths(args.world), models, args.out / label.split()[0], settings, extra)
-        later = [curves[s] for s in sorted(curves)[1:]]
-        step = statistics.mean(m["timing_s/step"] for m in later)
-        generation = statistics.mean(sum(m[k] for k in GENERATION) for m in later)
+        step, generation = later_step_times(curves)
         print(f"| {label} | {step:.2f} | {generation:.2f} |", flush=True)
 
 

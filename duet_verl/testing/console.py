@@ -43,3 +43,14 @@ def one_engine_awake_at_a_time(events: list[str]) -> bool:
         else:
             return False
     return True
+
+
+GENERATION_TIMERS = ("timing_s/gen_large", "timing_s/gen_small", "timing_s/gen_baseline")
+
+
+def later_step_times(metrics: dict[int, dict[str, float]]) -> tuple[float, float]:
+    """Mean seconds per DUET step and of its three generations, over the steps after the first (warm-up)."""
+    later = [metrics[step] for step in sorted(metrics)[1:]]
+    step = sum(m["timing_s/step"] for m in later) / len(later)
+    generation = sum(sum(m[key] for key in GENERATION_TIMERS) for m in later) / len(later)
+    return step, generation
