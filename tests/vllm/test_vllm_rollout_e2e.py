@@ -62,8 +62,7 @@ def tiny_dir(tiny_assets) -> Path:
 def duet_runs(tiny_dir, paper_data_overrides, tmp_path_factory, record_wall_time) -> dict:
     """Steps 1-2 with a checkpoint at 2, then the same command to step 3 (resumed); outputs and metrics."""
     out = tmp_path_factory.mktemp("duet_vllm")
-    common = [*paper_data_overrides, "trainer.save_freq=2", "trainer.test_freq=-1",
-              f"trainer.rollout_data_dir={out}/samples"]  # fmt: skip
+    common = [*paper_data_overrides, "trainer.save_freq=2", "trainer.test_freq=-1"]
     first, first_metrics, seconds = run_recipe(RECIPE, tiny_dir, out, *common, "trainer.total_training_steps=2")
     record_wall_time("DUET on vLLM, 2 steps + checkpoint (CPU)", seconds)
     resumed, resumed_metrics, seconds = run_recipe(
