@@ -65,3 +65,38 @@ def restore_dataloader(dataloader, state: dict, global_steps: int) -> None:
                 f"the dataloader state saved at step {global_steps} (an epoch boundary: {len(dataloader)} batches "
                 "per epoch) still had batches to give; was the dataset or data.train_batch_size changed?"
             )
+
+
+# verl's FSDP checkpoint (verl/utils/checkpoint/fsdp_checkpoint_manager.py): every rank writes one file per saved
+# part; rank 0 also writes fsdp_config.json and huggingface/ (config and tokenizer, plus the weights for hf_model).
+_SHARD_FILES = {"model": "model", "optimizer": "optim", "extra": "extra_state"}
+
+
+def missing_checkpoint_files(actor_dir: Path, save_contents, world_size: int) -> list[str]:
+    """The files of one model's FSDP checkpoint in ``actor_dir`` that this process cannot see, relative to it.
+
+    On several nodes each worker writes its shard on its own node; the trainer only sees them all when
+    ``actor_dir`` is on a filesystem every node mounts. Publishing without them would leave a checkpoint that
+    cannot be resumed.
+    """
+    expected = ["fsdp_config.json", "huggingface/config.json"]
+    for part, prefix in _SHARD_FILES.items():
+        if part in save_contents:
+            expected += [f"{prefix}_world_size_{world_size}_rank_{rank}.pt" for rank in range(world_size)]
+    missing = [name for name in expected if not (actor_dir / name).is_file()]
+    if "hf_model" in save_contents and not any((actor_dir / "huggingface").glob("*.safetensors")):
+        missing.append("huggingface/*.safetensors")
+    return missing
+
+
+def shared_filesystem_error(partial: Path, missing: dict[str, list[str]], host: str) -> str:
+    """The message for a checkpoint whose shards the trainer cannot see: ``missing`` maps each model's actor
+    folder (relative to ``partial``) to the files it lacks."""
+    files = [f"{folder}/{name}" for folder, names in missing.items() for name in names]
+    return (
+        f"the checkpoint in {partial} is incomplete as the trainer on {host} sees it: {len(files)} file(s) the "
+        f"workers wrote are not there ({', '.join(files[:4])}{', …' if len(files) > 4 else ''}). On several nodes, "
+        "trainer.default_local_dir must be on a filesystem every node mounts at the same path (NFS, Lustre, a "
+        "cloud file share): each worker writes its shard on its own node. The checkpoint was not published; "
+        "the last complete one is untouched (docs/clusters.md, 'Checkpoints')."
+    )

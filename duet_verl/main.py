@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from importlib import resources
+from pathlib import Path
 
 import hydra
 import ray
 from omegaconf import DictConfig, OmegaConf, open_dict
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from duet_verl.cluster import NodeLostError, NodeWatch, node_lost_message
 from duet_verl.duet_config import (
     LARGE,
     SMALL,
@@ -45,7 +49,19 @@ def run_duet(config: DictConfig) -> None:
         ray_init = config.ray_kwargs.get("ray_init", {})
         runtime_env = OmegaConf.merge(get_ppo_ray_runtime_env(config), ray_init.get("runtime_env", {}))
         ray.init(**OmegaConf.to_container(OmegaConf.create({**ray_init, "runtime_env": runtime_env})))
-    ray.get(DuetTaskRunner.remote().run.remote(views[LARGE], views[SMALL], duet))
+    # The training loop runs beside this driver (on a cluster: the head node, where Ray runs submitted jobs), so
+    # losing a worker node leaves it alive to report which one.
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+    watch = NodeWatch(ray.nodes)
+    try:
+        ray.get(DuetTaskRunner.options(scheduling_strategy=here).remote().run.remote(views[LARGE], views[SMALL], duet))
+    except Exception as error:
+        dead = watch.lost_nodes()
+        if not dead:
+            raise
+        message = node_lost_message(dead, Path(config.trainer.default_local_dir).absolute())
+        print(f"[duet] {message}", file=sys.stderr, flush=True)
+        raise NodeLostError(message) from error
 
 
 @ray.remote(num_cpus=1)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -53,7 +54,14 @@ from verl.utils.metric import reduce_metrics
 from verl.workers.engine_workers import ActorRolloutRefWorker
 
 from duet_verl.agent_loop import AGENT_NAME
-from duet_verl.checkpointing import TRACKER_FILE, restore_dataloader, stale_checkpoints, tracked_step
+from duet_verl.checkpointing import (
+    TRACKER_FILE,
+    missing_checkpoint_files,
+    restore_dataloader,
+    shared_filesystem_error,
+    stale_checkpoints,
+    tracked_step,
+)
 from duet_verl.core import (
     LambdaSchedule,
     compute_duet_rewards,
@@ -572,6 +580,7 @@ class DuetTrainer(RayPPOTrainer):
         partial.mkdir(parents=True)
         for role in (self.large, self.small):
             role.actor_rollout_wg.save_checkpoint(str(partial / role.name / "actor"), None, self.global_steps, None)
+        self._check_shards_visible(partial)
         torch.save(self.train_dataloader.state_dict(), partial / "data.pt")
         state = {"global_step": self.global_steps, "lambda_schedule": self.lambda_schedule.state_dict()}
         (partial / "duet_state.json").write_text(json.dumps(state, indent=2))
@@ -584,6 +593,22 @@ class DuetTrainer(RayPPOTrainer):
         for stale in stale_checkpoints(root, self.config.trainer.get("max_actor_ckpt_to_keep")):
             shutil.rmtree(stale)
             print(f"[duet] removed old checkpoint {stale} (trainer.max_actor_ckpt_to_keep)", flush=True)
+
+    def _check_shards_visible(self, partial: Path) -> None:
+        """Fail before publishing when this process cannot see every worker's shard (no shared filesystem)."""
+        missing = {}
+        for role in (self.large, self.small):
+            actor = role.config.actor_rollout_ref.actor
+            if actor.strategy not in ("fsdp", "fsdp2"):
+                continue  # other engines lay their checkpoints out differently
+            folder = f"{role.name}/actor"
+            names = missing_checkpoint_files(
+                partial / folder, actor.checkpoint.save_contents, role.actor_rollout_wg.world_size
+            )
+            if names:
+                missing[folder] = names
+        if missing:
+            raise RuntimeError(shared_filesystem_error(partial, missing, socket.gethostname()))
 
     def _load_checkpoint(self) -> int:
         mode = self.config.trainer.resume_mode

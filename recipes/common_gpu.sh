@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared settings of the GPU recipes (run_duet_qwen3*.sh, run_grpo_baseline_qwen3.sh): the paper's
 # hyperparameters (shared/DUET.md "Hyperparameters"), data, memory layout for 8×H100, and the launcher.
 # Every knob below is an environment variable; hydra overrides given to a recipe are appended last and win.
@@ -8,6 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # --- cluster -----------------------------------------------------------------------------------------------
 NNODES=${NNODES:-1}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+# what a submitted job (RAY_ADDRESS) sets on every node, besides common.sh's
+job_env+=(TOKENIZERS_PARALLELISM=true NCCL_DEBUG=WARN NCCL_SOCKET_IFNAME NCCL_IB_HCA VLLM_LOGGING_LEVEL=WARN)
 
 # --- data (prepared by data_prep; see README "Preparing the datasets") -------------------------------------
 DATA_ROOT=${DATA_ROOT:-$HOME/data/duet}      # on a multi-node cluster: a filesystem every node mounts
@@ -166,23 +169,4 @@ prepare_data() {
   echo "preparing missing datasets into $DATA_ROOT: ${missing[*]}" >&2
   # --skip-bad-rows: DeepScaleR has a few rows without an answer; they are listed in bad_rows.jsonl.
   python -m data_prep.prepare_all --only "$(IFS=,; echo "${missing[*]}")" --output-root "$DATA_ROOT" --skip-bad-rows
-}
-
-# launch MODULE OVERRIDE...: with RAY_ADDRESS set (the dashboard, e.g. http://head:8265), submit to that Ray
-# cluster; otherwise run here and let the trainer start a local Ray. DRY_RUN=1 prints the overrides.
-launch() {
-  local module=$1
-  shift
-  if is_dry_run || [ -z "${RAY_ADDRESS:-}" ]; then
-    launch_local "$module" "$@"
-    return
-  fi
-  # Ray runs the entrypoint through a shell: overrides holding $, ` or " need escaping (e.g. \${...}).
-  # The job's environment on every node; HF_HOME (a shared model cache) only when set here.
-  local env_vars='"TOKENIZERS_PARALLELISM": "true", "NCCL_DEBUG": "WARN", "VLLM_LOGGING_LEVEL": "WARN", "HYDRA_FULL_ERROR": "1"'
-  if [ -n "${HF_HOME:-}" ]; then env_vars+=", \"HF_HOME\": \"$HF_HOME\""; fi
-  local runtime_env="{\"env_vars\": {$env_vars}}"
-  local submit=(ray job submit --address "$RAY_ADDRESS" --runtime-env-json "$runtime_env")
-  [ "${RAY_NO_WAIT:-0}" = 1 ] && submit+=(--no-wait)  # return at once; follow with `ray job logs -f ID`
-  "${submit[@]}" -- python -m "$module" "$@"
 }

@@ -5,6 +5,7 @@
 #   bash recipes/run_duet_cpu_tiny.sh duet.marginal_utility=off
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=SCRIPTDIR/common_cpu.sh
 source "$here/common_cpu.sh"
 
 STEPS=${STEPS:-3}
@@ -49,4 +50,4 @@ overrides=(
   "trainer.default_local_dir=$OUT_DIR/checkpoints"
 )
 
-launch_local duet_verl.main "${overrides[@]}" "$@"
+launch duet_verl.main "${overrides[@]}" "$@"

@@ -4,6 +4,7 @@
 #   bash recipes/run_grpo_cpu_tiny.sh trainer.total_training_steps=3
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=SCRIPTDIR/common_cpu.sh
 source "$here/common_cpu.sh"
 
 STEPS=${STEPS:-2}
@@ -41,4 +42,4 @@ overrides=(
   "trainer.default_local_dir=$OUT_DIR/checkpoints"
 )
 
-launch_local verl.trainer.main_ppo "${overrides[@]}" "$@"
+launch verl.trainer.main_ppo "${overrides[@]}" "$@"

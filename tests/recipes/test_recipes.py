@@ -302,6 +302,38 @@ def test_ray_address_submits_a_job_and_prepared_data_is_reused(tmp_path):
     assert json.loads(runtime_env)["env_vars"]["HF_HOME"] == "/shared/hf"
 
 
+@pytest.mark.parametrize("recipe", ["run_duet_cpu_tiny.sh", "run_grpo_cpu_tiny.sh"])
+def test_cpu_recipes_submit_to_a_cluster_through_the_same_launcher(tmp_path, recipe):
+    tiny = tmp_path / "tiny"
+    (tiny / "data").mkdir(parents=True)
+    (tiny / "data" / "train.parquet").touch()  # built already: nothing to run before the submission
+    secret = 'a "quoted" \\ value'
+    calls = launch(
+        tmp_path, recipe, RAY_ADDRESS="http://head:8265", NNODES="2", CPU_WORKERS="1", TINY_DIR=str(tiny),
+        RAY_SUBMISSION_ID="duet-7", RAY_NO_WAIT="1", RAY_JOB_ENV="MY_TOKEN UNSET_NAME", MY_TOKEN=secret,
+        **dict.fromkeys(("RAY_DEDUP_LOGS", "HYDRA_FULL_ERROR", "HF_HOME", "HF_HUB_OFFLINE", "UNSET_NAME"), ""),
+    )  # fmt: skip
+    assert len(calls) == 1
+    assert calls[0].startswith("ray job submit --address http://head:8265 --runtime-env-json {")
+    assert " --submission-id duet-7 --no-wait -- python -m " in calls[0]
+    runtime_env, entrypoint = calls[0].split("--runtime-env-json ", 1)[1].split(" --submission-id ", 1)
+    env_vars = json.loads(runtime_env)["env_vars"]
+    assert env_vars == {
+        "HYDRA_FULL_ERROR": "1", "VERL_PLATFORM": "cpu", "RAY_DEDUP_LOGS": "0", "TOKENIZERS_PARALLELISM": "false",
+        "MY_TOKEN": secret,
+    }  # fmt: skip
+    overrides = entrypoint.split(" -- python -m ", 1)[1].split()
+    assert "trainer.nnodes=2" in overrides and "trainer.n_gpus_per_node=1" in overrides
+    assert not [o for o in overrides if "ray_init" in o], "a job may not declare the cluster's resources"
+
+
+def test_cpu_recipes_on_a_cluster_compose_and_validate():
+    overrides = dry_run("run_duet_cpu_tiny.sh", RAY_ADDRESS="http://head:8265", NNODES="2", CPU_WORKERS="1")
+    config = check_overrides(overrides, DUET)
+    assert (config.trainer.nnodes, config.trainer.n_gpus_per_node) == (2, 1)
+    assert "num_gpus" not in config.ray_kwargs.ray_init and config.ray_kwargs.ray_init.num_cpus is None
+
+
 @pytest.mark.parametrize("recipe", sorted(p.name for p in RECIPES.glob("*.sh")))
 def test_recipes_parse(recipe):
     subprocess.run(["bash", "-n", str(RECIPES / recipe)], check=True)

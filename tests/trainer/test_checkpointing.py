@@ -7,7 +7,13 @@ import torch
 from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import RandomSampler
 
-from duet_verl.checkpointing import TRACKER_FILE, restore_dataloader, stale_checkpoints
+from duet_verl.checkpointing import (
+    TRACKER_FILE,
+    missing_checkpoint_files,
+    restore_dataloader,
+    shared_filesystem_error,
+    stale_checkpoints,
+)
 
 NUM_ROWS, BATCH = 8, 2  # 4 steps per epoch
 
@@ -77,3 +83,42 @@ def test_retention_never_removes_the_tracked_checkpoint(tmp_path):
     publish(tmp_path, 40, tracked=False)
     assert stale_checkpoints(tmp_path, 1) == [tmp_path / "global_step_10"]
     assert stale_checkpoints(tmp_path / "missing", 1) == []
+
+
+def fsdp_checkpoint(folder, world_size: int, parts=("model", "optim", "extra_state"), ranks=None) -> None:
+    """The files verl's FSDP checkpoint manager writes for one model (empty stand-ins)."""
+    (folder / "huggingface").mkdir(parents=True)
+    (folder / "huggingface" / "config.json").write_text("{}")
+    (folder / "fsdp_config.json").write_text("{}")
+    for rank in range(world_size) if ranks is None else ranks:
+        for part in parts:
+            (folder / f"{part}_world_size_{world_size}_rank_{rank}.pt").touch()
+
+
+def test_every_rank_shard_present_is_complete(tmp_path):
+    fsdp_checkpoint(tmp_path, 2)
+    assert missing_checkpoint_files(tmp_path, ["model", "optimizer", "extra"], 2) == []
+
+
+def test_shards_written_on_another_node_are_missing(tmp_path):
+    fsdp_checkpoint(tmp_path, 4, ranks=[0, 1])  # ranks 2 and 3 wrote onto their own node's disk
+    missing = missing_checkpoint_files(tmp_path, ["model", "optimizer", "extra"], 4)
+    assert missing == [f"{part}_world_size_4_rank_{rank}.pt" for part in ("model", "optim", "extra_state")
+                       for rank in (2, 3)]  # fmt: skip
+    assert missing_checkpoint_files(tmp_path, ["model"], 4) == ["model_world_size_4_rank_2.pt",
+                                                                "model_world_size_4_rank_3.pt"]  # fmt: skip
+
+
+def test_rank_zero_files_and_hf_weights_are_required(tmp_path):
+    (tmp_path / "huggingface").mkdir()
+    assert missing_checkpoint_files(tmp_path, ["hf_model"], 2) == [
+        "fsdp_config.json", "huggingface/config.json", "huggingface/*.safetensors",
+    ]  # fmt: skip
+
+
+def test_the_error_says_what_is_missing_and_what_to_do(tmp_path):
+    missing = {"large/actor": ["model_world_size_2_rank_1.pt"], "small/actor": ["optim_world_size_2_rank_1.pt"]}
+    message = shared_filesystem_error(tmp_path / "global_step_4.partial", missing, "head-0")
+    assert "trainer on head-0" in message and "2 file(s)" in message
+    assert "large/actor/model_world_size_2_rank_1.pt" in message
+    assert "filesystem every node mounts" in message and "was not published" in message
