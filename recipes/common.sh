@@ -62,6 +62,8 @@ launch_local() {
 
 # launch MODULE OVERRIDE...: with RAY_ADDRESS set (the dashboard, e.g. http://head:8265), submit to that Ray
 # cluster as a job; otherwise run here and let the trainer start a local Ray. DRY_RUN=1 prints the overrides.
+# A recipe that already is a Ray job's entrypoint (a KubeRay RayJob, `ray job submit -- bash recipes/...`) runs
+# here too: Ray set RAY_ADDRESS to its cluster, which the trainer joins.
 # Every recipe, CPU or GPU, launches through here: the cluster path is the same code.
 #   RAY_NO_WAIT=1        return once submitted; follow with `ray job logs -f JOB_ID`, stop with `ray job stop JOB_ID`
 #   RAY_SUBMISSION_ID=X  the job's id (unique per submission; Ray makes one up otherwise)
@@ -70,7 +72,7 @@ launch_local() {
 launch() {
   local module=$1
   shift
-  if is_dry_run || [ -z "${RAY_ADDRESS:-}" ]; then
+  if is_dry_run || [ -z "${RAY_ADDRESS:-}" ] || [ -n "${RAY_JOB_CONFIG_JSON_ENV_VAR:-}" ]; then
     launch_local "$module" "$@"
     return
   fi

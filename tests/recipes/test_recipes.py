@@ -327,6 +327,17 @@ def test_cpu_recipes_submit_to_a_cluster_through_the_same_launcher(tmp_path, rec
     assert not [o for o in overrides if "ray_init" in o], "a job may not declare the cluster's resources"
 
 
+def test_a_recipe_that_is_a_ray_jobs_entrypoint_runs_in_place(tmp_path):
+    """KubeRay's RayJob (or `ray job submit -- bash recipes/...`) runs the recipe as the job: no second job."""
+    job_config = json.dumps({"runtime_env": {}, "metadata": {}})
+    calls = launch(
+        tmp_path, "run_duet_qwen3.sh", RAY_ADDRESS="10.0.0.1:6379", RAY_JOB_CONFIG_JSON_ENV_VAR=job_config,
+        DATA_ROOT=str(tmp_path / "d"),
+    )  # fmt: skip
+    assert [call.split()[:3] for call in calls] == [["python", "-m", "data_prep.prepare_all"],
+                                                    ["python", "-m", "duet_verl.main"]]  # fmt: skip
+
+
 def test_cpu_recipes_on_a_cluster_compose_and_validate():
     overrides = dry_run("run_duet_cpu_tiny.sh", RAY_ADDRESS="http://head:8265", NNODES="2", CPU_WORKERS="1")
     config = check_overrides(overrides, DUET)

