@@ -135,7 +135,7 @@ def main() -> None:
             scores[: len(guided)], parents, num_large, lengths, lam=0.3, length_bound=1000,
             marginal_utility="per_signal", baseline_scores=scores[len(guided) :], baseline_parent=parents,
         )  # fmt: skip
-        token_level = place_on_last_token(torch.as_tensor(rewards.R_M, dtype=torch.float32), mask)
+        token_level = place_on_last_token(torch.as_tensor(rewards.large_reward, dtype=torch.float32), mask)
         timings.append(time.perf_counter() - start)
     assert token_level.shape == (num_large, args.response_length) and thinking.shape == (num_large,)
     print(f"reward maths for M ({num_large} rows x {args.response_length} tokens: lengths, thinking lengths, "

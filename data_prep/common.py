@@ -55,7 +55,7 @@ class SchemaError(DataPrepError):
     """The source lacks a column the converter needs: every row would fail, so stop at once."""
 
 
-class BadRow(ValueError):
+class BadRowError(ValueError):
     """Raised by a converter for one row that cannot be converted (missing answer, empty question, ...)."""
 
 
@@ -112,7 +112,7 @@ def text_field(row: Mapping[str, Any], *names: str, what: str) -> str:
     value = field(row, *names)
     value = "" if value is None or value != value else str(value).strip()  # value != value: NaN (csv gaps)
     if not value:
-        raise BadRow(f"empty {what} (column {' / '.join(names)})")
+        raise BadRowError(f"empty {what} (column {' / '.join(names)})")
     return value
 
 
@@ -126,16 +126,16 @@ def number_answer(value: Any, what: str = "answer") -> str:
     a comma may separate a list of answers, so only a caller that knows better (GSM8K) removes it.
     """
     if value is None or isinstance(value, bool):
-        raise BadRow(f"missing {what}")
+        raise BadRowError(f"missing {what}")
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
         if value != value:  # NaN: how pandas/csv spell a missing value
-            raise BadRow(f"missing {what}")
+            raise BadRowError(f"missing {what}")
         return str(int(value)) if value.is_integer() else repr(value)
     answer = str(value).strip()
     if not answer:
-        raise BadRow(f"empty {what}")
+        raise BadRowError(f"empty {what}")
     if _DECIMAL.fullmatch(answer):
         integer, _, fraction = answer.partition(".")
         if not fraction.strip("0"):
@@ -148,7 +148,7 @@ def integer_answer(value: Any, what: str = "answer") -> str:
     """An integer answer (AIME: 0-999); anything else is a bad row."""
     answer = number_answer(value, what)
     if not re.fullmatch(r"-?\d+", answer):
-        raise BadRow(f"{what} {value!r} is not an integer")
+        raise BadRowError(f"{what} {value!r} is not an integer")
     return answer
 
 
@@ -272,9 +272,9 @@ def build_row(spec: DatasetSpec, split: str, index: int, question: str, ground_t
     """One row in verl's schema; ``extra_info.question`` is the bare question that m sees."""
     question, ground_truth = str(question).strip(), str(ground_truth).strip()
     if not question:
-        raise BadRow("empty question")
+        raise BadRowError("empty question")
     if not ground_truth:
-        raise BadRow("empty ground truth")
+        raise BadRowError("empty ground truth")
     clash = set(extra) & set(RESERVED_EXTRA_KEYS)
     if clash:
         raise ValueError(f"{spec.name}: convert() returned reserved extra_info keys {sorted(clash)}")
@@ -301,9 +301,9 @@ def check_row(spec: DatasetSpec, row: dict) -> None:
         result = score_answer(row["data_source"], GOLD_RESPONSES[spec.scorer](ground_truth), ground_truth,
                               timeout_s=VALIDATION_TIMEOUT_S)  # fmt: skip
     except ValueError as error:  # e.g. a GPQA ground truth that is not a letter
-        raise BadRow(f"the DUET scorer rejects the ground truth {ground_truth!r}: {error}") from error
+        raise BadRowError(f"the DUET scorer rejects the ground truth {ground_truth!r}: {error}") from error
     if result.score != 1.0:
-        raise BadRow(f"the DUET scorer does not accept the ground truth {ground_truth!r} ({result.method})")
+        raise BadRowError(f"the DUET scorer does not accept the ground truth {ground_truth!r} ({result.method})")
 
 
 def convert_split(spec: DatasetSpec, split: str, raw_rows: list[dict]) -> tuple[list[dict], list[BadRowReport]]:
@@ -318,7 +318,7 @@ def convert_split(spec: DatasetSpec, split: str, raw_rows: list[dict]) -> tuple[
             question, ground_truth, extra = spec.convert(raw)
             row = build_row(spec, split, index, question, ground_truth, extra)
             check_row(spec, row)
-        except BadRow as error:
+        except BadRowError as error:
             bad.append(BadRowReport(spec.name, split, index, str(error)))
             continue
         except SchemaError as error:

@@ -11,7 +11,7 @@ Ground truth: ``solution``, else ``reward_model.ground_truth``.
 import re
 import sys
 
-from data_prep.common import BadRow, DatasetSpec, field, main
+from data_prep.common import BadRowError, DatasetSpec, field, main
 
 WRAPPER_START = re.compile(
     r"^\s*Solve the following math problem step by step\. The last line of your response should be of the form "
@@ -26,10 +26,10 @@ def bare_question(prompt) -> str:
         users = [message.get("content") for message in prompt if message.get("role") == "user"]
         prompt = users[-1] if users else None
     if not isinstance(prompt, str):
-        raise BadRow("no prompt text")
+        raise BadRowError("no prompt text")
     question = WRAPPER_END.sub("", WRAPPER_START.sub("", prompt)).strip()
     if question.startswith("Solve the following math problem") or 'after "Answer:"' in question:
-        raise BadRow("the prompt has a DAPO wrapper in an unknown wording; cannot cut out the bare problem")
+        raise BadRowError("the prompt has a DAPO wrapper in an unknown wording; cannot cut out the bare problem")
     return question
 
 
@@ -38,7 +38,7 @@ def convert(row: dict) -> tuple[str, str, dict]:
     if isinstance(answer, dict):
         answer = answer.get("ground_truth")
     if answer is None or not str(answer).strip():
-        raise BadRow("missing answer (solution / reward_model.ground_truth)")
+        raise BadRowError("missing answer (solution / reward_model.ground_truth)")
     extra_info = row.get("extra_info") or {}
     return bare_question(field(row, "prompt", "source_prompt")), str(answer), {"source_id": extra_info.get("index")}
 

@@ -5,13 +5,13 @@ Ground truth: the number after the solution's final ``####``, without thousands 
 
 import sys
 
-from data_prep.common import BadRow, DatasetSpec, main, number_answer, text_field
+from data_prep.common import BadRowError, DatasetSpec, main, number_answer, text_field
 
 
 def convert(row: dict) -> tuple[str, str, dict]:
     solution = text_field(row, "answer", what="answer")
     if "####" not in solution:
-        raise BadRow("the answer has no '#### N' line")
+        raise BadRowError("the answer has no '#### N' line")
     answer = solution.rsplit("####", 1)[1].strip().replace(",", "")
     return text_field(row, "question", what="question"), number_answer(answer), {}
 

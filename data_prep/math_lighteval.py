@@ -6,7 +6,7 @@ so training compares m's box with exactly what the scorer would extract from the
 
 import sys
 
-from data_prep.common import BadRow, DatasetSpec, main, text_field
+from data_prep.common import BadRowError, DatasetSpec, main, text_field
 from duet_verl.core.scoring import last_boxed
 
 
@@ -14,7 +14,7 @@ def convert(row: dict) -> tuple[str, str, dict]:
     solution = text_field(row, "solution", what="solution")
     answer = last_boxed(solution)
     if answer is None or not answer.strip():
-        raise BadRow("no complete \\boxed{} answer in the solution")
+        raise BadRowError("no complete \\boxed{} answer in the solution")
     extra = {"level": row.get("level"), "subject": row.get("type", row.get("subject"))}
     return text_field(row, "problem", what="problem"), answer, extra
 

@@ -63,6 +63,7 @@ from duet_verl.checkpointing import (
     tracked_step,
 )
 from duet_verl.core import (
+    DuetRewards,
     LambdaSchedule,
     compute_duet_rewards,
     extract_signal,
@@ -102,6 +103,16 @@ class ModelRole:
     def update_actor(self, batch: DataProto) -> dict[str, float]:
         output = RayPPOTrainer._update_actor(self, batch)
         return {f"{self.name}/{key}": value for key, value in reduce_metrics(output.meta_info["metrics"]).items()}
+
+
+@dataclass(frozen=True)
+class StepRewards:
+    """What one step's reward phase computed: M's rewards, the λ they used and the lengths behind them."""
+
+    rewards: DuetRewards
+    lam: float
+    lengths: np.ndarray  # per M response, as ``duet.length_measure`` counts them (the penalised length)
+    thinking_lengths: np.ndarray  # per M response, up to and including ``</think>`` (a metric either way)
 
 
 def _object_array(items: list) -> np.ndarray:
@@ -276,93 +287,115 @@ class DuetTrainer(RayPPOTrainer):
 
     # ------------------------------------------------------------------ one training step
     def _duet_step(self, batch_dict: dict, metrics: dict, timing: dict) -> None:
-        """One DUET step, in this order: M generates n responses per question → m answers k times per signal
-        (and k baseline answers with marginal utility) → rewards with the current λ → λ update from this step's
-        M lengths (used from the next step on) → old log-probs of both → M's KL → GRPO advantages → update m →
-        update M."""
-        n = self.config.actor_rollout_ref.rollout.n
-        k = self.duet.small_rollouts_per_signal
-        large = self._generate_large(batch_dict, n, validate=False, timing=timing, timer="gen_large")
-        signals = self._signals(large)
-        template = self.duet.small_prompt_template
-        guided = self._generate_small(
-            self._small_rows(large, signals, k, template, per_question=False),
-            timing,
-            "gen_small",
-            validate=False,
-            sleep_after=not self.duet.needs_baseline,
+        """One DUET step (docs/method.md), phase by phase. Each phase is one method below, in this order."""
+        # 1. M writes n responses per question; the thinking of each is its signal to m
+        large = self._generate_large(
+            batch_dict, self.config.actor_rollout_ref.rollout.n, validate=False, timing=timing, timer="gen_large"
         )
-        baseline = None
-        if self.duet.needs_baseline:
-            per_question = self.duet.marginal_utility == "per_prompt"
-            baseline = self._generate_small(
-                self._small_rows(large, signals, k, BASELINE_TEMPLATE, per_question), timing, "gen_baseline",
-                validate=False, sleep_after=True,
-            )  # fmt: skip
-
+        signals = self._signals(large)
+        # 2. m answers k times per signal (and k times without one, for the marginal-utility baseline)
+        guided, baseline = self._rollout_small(large, signals, timing)
+        # 3. rewards at this step's λ: m's accuracy with the signal − without it − λ · length / B
         with marked_timer("duet_rewards", timing):
-            lam = self.lambda_schedule.value
-            thinking = self._thinking_lengths(large)
-            measured = {"thinking": thinking, "response": response_lengths(large.batch["response_mask"])}
-            lengths = measured[self.duet.length_measure]
-            question_index = {uid: i for i, uid in enumerate(dict.fromkeys(large.non_tensor_batch["uid"]))}
-            rewards = compute_duet_rewards(
-                small_scores=guided.batch["rm_scores"].sum(-1).numpy(),
-                small_parent=guided.non_tensor_batch["large_row"].astype(np.int64),
-                num_large=len(large),
-                large_lengths=lengths,
-                lam=lam,
-                length_bound=self.duet.length_bound,
-                marginal_utility=self.duet.marginal_utility,
-                baseline_scores=None if baseline is None else baseline.batch["rm_scores"].sum(-1).numpy(),
-                baseline_parent=None if baseline is None else self._baseline_parent(baseline, question_index),
-                large_question=np.array([question_index[u] for u in large.non_tensor_batch["uid"]], dtype=np.int64),
-            )
-            large_ids = large.non_tensor_batch["large_row"].astype(np.int64)
-            large.batch["token_level_scores"] = place_on_last_token(
-                torch.as_tensor(rewards.R_M[large_ids], dtype=torch.float32), large.batch["response_mask"]
-            )
-            guided.batch["token_level_scores"] = guided.batch["rm_scores"]
-            guided.batch["token_level_rewards"] = guided.batch["rm_scores"]
-            guided.non_tensor_batch["uid"] = _object_array(
-                small_group_ids(
-                    guided.non_tensor_batch["question_uid"],
-                    guided.non_tensor_batch["large_row"],
-                    self.duet.small_grouping,
-                )
-            )
-        metrics.update(self._duet_metrics(large, guided, signals, lengths, thinking, rewards, lam))
-        self._dump_samples(large, guided, signals, lengths, rewards, lam)
-        self.lambda_schedule.update(float(lengths.mean()))  # the next step's λ; this step's rewards used ``lam``
-
+            step_rewards = self._duet_rewards(large, guided, baseline)
+            self._attach_rewards(large, guided, step_rewards.rewards)
+        metrics.update(self._duet_metrics(large, guided, signals, step_rewards))
+        self._dump_samples(large, guided, signals, step_rewards)
+        # 4. λ for the next step, from this step's M lengths
+        self.lambda_schedule.update(float(step_rewards.lengths.mean()))
+        # 5. each model's batch as verl's update reads it: old log-probs, M's KL, GRPO advantages
         for role, role_batch in ((self.large, large), (self.small, guided)):
-            if self.config.trainer.balance_batch:
-                self._balance_batch(role_batch, metrics=metrics, logging_prefix=f"{role.name}/global_seqlen")
-            role_batch.meta_info["global_token_num"] = torch.sum(role_batch.batch["attention_mask"], dim=-1).tolist()
-            role_batch.meta_info["images_seqlens"] = []
-            role_batch.meta_info["temperature"] = role.config.actor_rollout_ref.rollout.temperature
-            with marked_timer(f"old_log_prob_{role.name}", timing):
-                old_log_prob, _ = role.compute_log_probs(role_batch)
-                old_log_prob.batch.pop("entropys")
-                role_batch.union(old_log_prob)
-            if "rollout_log_probs" in role_batch.batch.keys():  # rollout vs actor, as verl's fit logs it
-                metrics.update({f"{role.name}/{k}": v for k, v in calculate_debug_metrics(role_batch).items()})
+            self._compute_old_log_probs(role, role_batch, metrics, timing)
         self._apply_large_kl(large, metrics, timing)
         for role, role_batch in ((self.large, large), (self.small, guided)):
-            compute_advantage(
-                role_batch,
-                adv_estimator=self.config.algorithm.adv_estimator,
-                num_repeat=role.config.actor_rollout_ref.rollout.n,
-                norm_adv_by_std_in_grpo=self.config.algorithm.get("norm_adv_by_std_in_grpo", True),
-                config=self.config.algorithm,
-            )
+            self._compute_advantages(role, role_batch)
+        # 6. update m, then M
         if self.duet.train_small:
             with marked_timer("update_small", timing):
                 metrics.update(self.small.update_actor(guided))
         with marked_timer("update_large", timing):
             metrics.update(self.large.update_actor(large))
-        metrics.update({f"large/{k}": v for k, v in compute_data_metrics(batch=large, use_critic=False).items()})
-        metrics.update({f"small/{k}": v for k, v in compute_data_metrics(batch=guided, use_critic=False).items()})
+        for role, role_batch in ((self.large, large), (self.small, guided)):
+            data_metrics = compute_data_metrics(batch=role_batch, use_critic=False)
+            metrics.update({f"{role.name}/{key}": value for key, value in data_metrics.items()})
+
+    def _rollout_small(self, large: DataProto, signals, timing: dict) -> tuple[DataProto, DataProto | None]:
+        """m's k answers per signal (``guided``) and, when marginal utility is on, its k answers to the bare
+        question (``baseline``: per M response, or per question for ``per_prompt``). m's engine sleeps after the
+        last of the two."""
+        k = self.duet.small_rollouts_per_signal
+        guided_rows = self._small_rows(large, signals, k, self.duet.small_prompt_template, per_question=False)
+        guided = self._generate_small(
+            guided_rows, timing, "gen_small", validate=False, sleep_after=not self.duet.needs_baseline
+        )
+        if not self.duet.needs_baseline:
+            return guided, None
+        per_question = self.duet.marginal_utility == "per_prompt"
+        baseline_rows = self._small_rows(large, signals, k, BASELINE_TEMPLATE, per_question)
+        baseline = self._generate_small(baseline_rows, timing, "gen_baseline", validate=False, sleep_after=True)
+        return guided, baseline
+
+    def _duet_rewards(self, large: DataProto, guided: DataProto, baseline: DataProto | None) -> StepRewards:
+        """M's reward per response from m's scores (``core.rewards``), with the length the config penalises."""
+        thinking = self._thinking_lengths(large)
+        measured = {"thinking": thinking, "response": response_lengths(large.batch["response_mask"])}
+        lengths = measured[self.duet.length_measure]
+        question_index = {uid: i for i, uid in enumerate(dict.fromkeys(large.non_tensor_batch["uid"]))}
+        lam = self.lambda_schedule.value
+        rewards = compute_duet_rewards(
+            small_scores=guided.batch["rm_scores"].sum(-1).numpy(),
+            small_parent=guided.non_tensor_batch["large_row"].astype(np.int64),
+            num_large=len(large),
+            large_lengths=lengths,
+            lam=lam,
+            length_bound=self.duet.length_bound,
+            marginal_utility=self.duet.marginal_utility,
+            baseline_scores=None if baseline is None else baseline.batch["rm_scores"].sum(-1).numpy(),
+            baseline_parent=None if baseline is None else self._baseline_parent(baseline, question_index),
+            large_question=np.array([question_index[u] for u in large.non_tensor_batch["uid"]], dtype=np.int64),
+        )
+        return StepRewards(rewards=rewards, lam=lam, lengths=lengths, thinking_lengths=thinking)
+
+    def _attach_rewards(self, large: DataProto, guided: DataProto, rewards: DuetRewards) -> None:
+        """Put each model's rewards where verl's advantage code reads them, and give m's answers their GRPO
+        group ids (``duet.small_grouping``): M's reward on its last response token, m's own 0/1 score."""
+        large_ids = large.non_tensor_batch["large_row"].astype(np.int64)
+        large.batch["token_level_scores"] = place_on_last_token(
+            torch.as_tensor(rewards.large_reward[large_ids], dtype=torch.float32), large.batch["response_mask"]
+        )
+        guided.batch["token_level_scores"] = guided.batch["rm_scores"]
+        guided.batch["token_level_rewards"] = guided.batch["rm_scores"]
+        guided.non_tensor_batch["uid"] = _object_array(
+            small_group_ids(
+                guided.non_tensor_batch["question_uid"], guided.non_tensor_batch["large_row"], self.duet.small_grouping
+            )
+        )
+
+    def _compute_old_log_probs(self, role: ModelRole, batch: DataProto, metrics: dict, timing: dict) -> None:
+        """verl's pre-update plumbing for one model, as ``RayPPOTrainer.fit`` does it: balance sequence lengths
+        over the workers, the meta_info its actor reads, the old log-probs, and the rollout-vs-actor check."""
+        if self.config.trainer.balance_batch:
+            self._balance_batch(batch, metrics=metrics, logging_prefix=f"{role.name}/global_seqlen")
+        batch.meta_info["global_token_num"] = torch.sum(batch.batch["attention_mask"], dim=-1).tolist()
+        batch.meta_info["images_seqlens"] = []  # read by verl's MFU estimate; text only here
+        batch.meta_info["temperature"] = role.config.actor_rollout_ref.rollout.temperature
+        with marked_timer(f"old_log_prob_{role.name}", timing):
+            old_log_prob, _ = role.compute_log_probs(batch)
+            old_log_prob.batch.pop("entropys")
+            batch.union(old_log_prob)
+        if "rollout_log_probs" in batch.batch.keys():
+            debug_metrics = calculate_debug_metrics(batch)
+            metrics.update({f"{role.name}/{key}": value for key, value in debug_metrics.items()})
+
+    def _compute_advantages(self, role: ModelRole, batch: DataProto) -> None:
+        """GRPO advantages within each group: M's n responses to a question, m's answers per its grouping."""
+        compute_advantage(
+            batch,
+            adv_estimator=self.config.algorithm.adv_estimator,
+            num_repeat=role.config.actor_rollout_ref.rollout.n,
+            norm_adv_by_std_in_grpo=self.config.algorithm.get("norm_adv_by_std_in_grpo", True),
+            config=self.config.algorithm,
+        )
 
     def _apply_large_kl(self, large: DataProto, metrics: dict, timing: dict) -> None:
         """M's KL against its frozen reference, as verl's ``fit`` does: in the reward (paper, a KL-controlled
@@ -386,37 +419,39 @@ class DuetTrainer(RayPPOTrainer):
             return parents
         return np.array([question_index[u] for u in baseline.non_tensor_batch["question_uid"]], dtype=np.int64)
 
-    def _duet_metrics(self, large, guided, signals, lengths, thinking, rewards, lam) -> dict[str, float]:
-        response_lengths = large.batch["response_mask"].sum(-1).float()
+    def _duet_metrics(self, large, guided, signals, step_rewards: StepRewards) -> dict[str, float]:
+        """The step's ``duet/*`` metrics (docs/training.md, "Metrics"); the paper's symbols stay in their names."""
+        rewards, lengths = step_rewards.rewards, step_rewards.lengths
+        large_tokens = large.batch["response_mask"].sum(-1).float()
         cut = np.array([c or 0 for c in guided.non_tensor_batch.get("signal_tokens_cut", [0] * len(guided))])
         metrics = {
-            "duet/lambda": lam,
-            "duet/r_Mm": float(np.mean(rewards.r_Mm)),
-            "duet/reward_large_mean": float(np.mean(rewards.R_M)),
+            "duet/lambda": step_rewards.lam,
+            "duet/r_Mm": float(np.mean(rewards.guided_accuracy)),
+            "duet/reward_large_mean": float(np.mean(rewards.large_reward)),
             "duet/length_penalty_mean": float(np.mean(rewards.length_penalty)),
             "duet/penalised_length_mean": float(lengths.mean()),
-            "duet/large_response_length_mean": float(response_lengths.mean()),
-            "duet/large_response_length_max": float(response_lengths.max()),
-            "duet/large_thinking_length_mean": float(np.mean(thinking)),
+            "duet/large_response_length_mean": float(large_tokens.mean()),
+            "duet/large_response_length_max": float(large_tokens.max()),
+            "duet/large_thinking_length_mean": float(np.mean(step_rewards.thinking_lengths)),
             "duet/small_response_length_mean": float(guided.batch["response_mask"].sum(-1).float().mean()),
             "duet/small_accuracy": float(guided.batch["rm_scores"].sum(-1).mean()),
-            "duet/large_truncated_fraction": float(
-                (response_lengths >= large.batch["responses"].shape[-1]).float().mean()
-            ),
+            "duet/large_truncated_fraction": float((large_tokens >= large.batch["responses"].shape[-1]).float().mean()),
             "duet/large_no_think_end_fraction": float(
                 np.mean([s.case.value not in ("think_block", "close_only") for s in signals])
             ),
             "duet/signal_shortened_fraction": float(np.mean(cut > 0)),
         }
-        if rewards.r_m is not None:
-            metrics["duet/r_m"] = float(np.mean(rewards.r_m))
+        if rewards.baseline_accuracy is not None:
+            metrics["duet/r_m"] = float(np.mean(rewards.baseline_accuracy))
         return metrics
 
-    def _dump_samples(self, large, guided, signals, lengths, rewards, lam) -> None:
+    def _dump_samples(self, large, guided, signals, step_rewards: StepRewards) -> None:
         """With ``trainer.rollout_data_dir`` set, write every m answer with the M response it read (JSONL)."""
         out_dir = self.config.trainer.get("rollout_data_dir")
         if not out_dir:
             return
+        rewards, lengths = step_rewards.rewards, step_rewards.lengths
+        baseline = rewards.baseline_accuracy
         decode = self.small_tokenizer.decode
         path = Path(out_dir) / f"duet_step_{self.global_steps}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -429,7 +464,7 @@ class DuetTrainer(RayPPOTrainer):
                 ]
                 record = {
                     "step": self.global_steps,
-                    "lambda": lam,
+                    "lambda": step_rewards.lam,
                     "large_row": i,
                     "data_source": str(guided.non_tensor_batch["data_source"][j]),
                     "question": guided.non_tensor_batch["question"][j],
@@ -441,8 +476,8 @@ class DuetTrainer(RayPPOTrainer):
                     "small_prompt": decode(prompt_ids.tolist(), skip_special_tokens=False),
                     "small_response": small_texts[j],  # as the reward manager decoded it for scoring
                     "small_score": float(guided.batch["rm_scores"][j].sum()),
-                    "baseline_score": None if rewards.r_m is None else float(rewards.r_m[i]),
-                    "reward_large": float(rewards.R_M[i]),
+                    "baseline_score": None if baseline is None else float(baseline[i]),
+                    "reward_large": float(rewards.large_reward[i]),
                 }
                 f.write(json.dumps(record) + "\n")
 

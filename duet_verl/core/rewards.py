@@ -6,7 +6,7 @@ For M response i, with guided m answers j linked by ``small_parent[j] == i``:
 
 r_m (marginal utility) is the mean score of m's baseline answers (question only, thinking off):
 
-- ``off``: no baseline answers, r_m = 0 (``DuetRewards.r_m`` is None);
+- ``off``: no baseline answers, r_m = 0 (``DuetRewards.baseline_accuracy`` is None);
 - ``per_signal`` (paper): k baseline answers per M response; ``baseline_parent[j]`` = the M row;
 - ``per_prompt``: k baseline answers per question; ``baseline_parent[j]`` = a question index and
   ``large_question[i]`` = the question index of M row i. Under GRPO subtracting one constant from every reward
@@ -31,12 +31,12 @@ LENGTH_MEASURES = ("response", "thinking")
 
 @dataclass(frozen=True)
 class DuetRewards:
-    """Per M row (float64, shape ``[num_large]``)."""
+    """Per M row (float64, shape ``[num_large]``); the paper's symbols in brackets."""
 
-    r_Mm: np.ndarray
-    r_m: np.ndarray | None  # None when marginal utility is off
+    guided_accuracy: np.ndarray  # [r_Mm] mean score of m's answers that read this row's signal
+    baseline_accuracy: np.ndarray | None  # [r_m] mean score of m's answers without a signal; None when off
     length_penalty: np.ndarray  # λ · L / B
-    R_M: np.ndarray
+    large_reward: np.ndarray  # [R_M] r_Mm − r_m − λ · L / B
 
 
 def _vector(values, name: str, dtype) -> np.ndarray:
@@ -97,16 +97,16 @@ def compute_duet_rewards(
         raise ValueError(f"large_lengths has {lengths.shape[0]} entries for {num_large} M rows")
     if (lengths < 0).any():
         raise ValueError("large_lengths must be >= 0")
-    r_mm = _mean_per_parent(small_scores, small_parent, num_large, "guided m answers")
+    guided = _mean_per_parent(small_scores, small_parent, num_large, "guided m answers")
 
-    r_m = None
+    baseline = None
     if marginal_utility == "off":
         if baseline_scores is not None:
             raise ValueError("baseline_scores given but marginal_utility='off': they would be ignored")
     elif baseline_scores is None or baseline_parent is None:
         raise ValueError(f"marginal_utility={marginal_utility!r} needs baseline_scores and baseline_parent")
     elif marginal_utility == "per_signal":
-        r_m = _mean_per_parent(baseline_scores, baseline_parent, num_large, "baseline m answers")
+        baseline = _mean_per_parent(baseline_scores, baseline_parent, num_large, "baseline m answers")
     else:
         if large_question is None:
             raise ValueError("marginal_utility='per_prompt' needs large_question (question index of each M row)")
@@ -116,11 +116,11 @@ def compute_duet_rewards(
         parents = _vector(baseline_parent, "baseline_parent", np.int64)
         num_questions = int(max(questions.max(), parents.max() if parents.size else 0)) + 1
         per_question = _mean_per_parent(baseline_scores, parents, num_questions, "baseline m answers", questions)
-        r_m = per_question[questions]
+        baseline = per_question[questions]
 
     penalty = lam * lengths / length_bound
-    reward = r_mm - penalty if r_m is None else r_mm - r_m - penalty
-    return DuetRewards(r_Mm=r_mm, r_m=r_m, length_penalty=penalty, R_M=reward)
+    reward = guided - penalty if baseline is None else guided - baseline - penalty
+    return DuetRewards(guided_accuracy=guided, baseline_accuracy=baseline, length_penalty=penalty, large_reward=reward)
 
 
 def response_lengths(response_mask: torch.Tensor) -> np.ndarray:

@@ -236,7 +236,7 @@ _POOL = _WorkerPool(int(os.environ.get("DUET_MATH_VERIFY_WORKERS", "0")) or min(
 atexit.register(_POOL.close)
 
 
-class _Undecided(Exception):
+class _UndecidedError(Exception):
     """math-verify gave no verdict (timeout or error); not cached."""
 
 
@@ -244,7 +244,7 @@ class _Undecided(Exception):
 def _math_verify_equal(gold: str, prediction: str, timeout_s: float) -> bool:
     reply = _POOL.ask(gold, prediction, timeout_s)
     if reply is None or "timeout" in reply or "error" in reply:
-        raise _Undecided("timeout" if reply is None or "timeout" in reply else "error")
+        raise _UndecidedError("timeout" if reply is None or "timeout" in reply else "error")
     return bool(reply["equal"])
 
 
@@ -266,7 +266,7 @@ def score_math(response: str, ground_truth: str, timeout_s: float = 5.0) -> Answ
         return AnswerScore(0.0, prediction, "too_long")
     try:
         equal = _math_verify_equal(ground_truth, prediction, float(timeout_s))
-    except _Undecided as undecided:
+    except _UndecidedError as undecided:
         return AnswerScore(0.0, prediction, str(undecided))
     return AnswerScore(float(equal), prediction, "math_verify")
 

@@ -68,8 +68,8 @@ def test_per_prompt_marginal_utility_gives_the_same_m_advantages_as_off(seed):
         **step, marginal_utility="per_prompt", baseline_scores=rng.random(QUESTIONS * K).round(),
         baseline_parent=np.repeat(np.arange(QUESTIONS), K), large_question=question_of_row,
     )  # fmt: skip
-    assert not np.allclose(off.R_M, per_prompt.R_M), "the baseline must actually shift the rewards"
-    torch.testing.assert_close(grpo(off.R_M, uids), grpo(per_prompt.R_M, uids), atol=1e-5, rtol=0)
+    assert not np.allclose(off.large_reward, per_prompt.large_reward), "the baseline must actually shift the rewards"
+    torch.testing.assert_close(grpo(off.large_reward, uids), grpo(per_prompt.large_reward, uids), atol=1e-5, rtol=0)
 
 
 def test_per_signal_baseline_changes_m_advantages():
@@ -83,7 +83,7 @@ def test_per_signal_baseline_changes_m_advantages():
         **step, marginal_utility="per_signal", baseline_scores=baseline,
         baseline_parent=np.repeat(np.arange(QUESTIONS * N), K),
     )  # fmt: skip
-    diff = (grpo(off.R_M, uids) - grpo(per_signal.R_M, uids)).abs().sum(-1)
+    diff = (grpo(off.large_reward, uids) - grpo(per_signal.large_reward, uids)).abs().sum(-1)
     assert diff[:N].min() > 1e-3 and diff[N:].max() < 1e-5  # only question 0's group moves
 
 

@@ -34,19 +34,19 @@ def test_rewards_by_hand(mode, baseline_scores, baseline_parent, r_m, reward):
         SMALL_SCORES, SMALL_PARENT, 3, LENGTHS, lam=0.5, length_bound=1000, marginal_utility=mode,
         baseline_scores=baseline_scores, baseline_parent=baseline_parent, large_question=LARGE_QUESTION,
     )  # fmt: skip
-    np.testing.assert_allclose(rewards.r_Mm, [0.5, 1.0, 0.0])
+    np.testing.assert_allclose(rewards.guided_accuracy, [0.5, 1.0, 0.0])
     np.testing.assert_allclose(rewards.length_penalty, [0.05, 0.25, 1.0])
-    np.testing.assert_allclose(rewards.R_M, reward)
+    np.testing.assert_allclose(rewards.large_reward, reward)
     if r_m is None:
-        assert rewards.r_m is None
+        assert rewards.baseline_accuracy is None
     else:
-        np.testing.assert_allclose(rewards.r_m, r_m)
+        np.testing.assert_allclose(rewards.baseline_accuracy, r_m)
 
 
 def test_rows_are_linked_by_ids_not_positions_and_k_may_differ():
     scores, parents = [0, 1, 1, 0, 1], [2, 0, 1, 2, 2]  # row 0: one answer, row 2: three
     rewards = compute_duet_rewards(scores, parents, 3, [0, 0, 0], lam=0.0, length_bound=1)
-    np.testing.assert_allclose(rewards.r_Mm, [1.0, 1.0, 1 / 3])
+    np.testing.assert_allclose(rewards.guided_accuracy, [1.0, 1.0, 1 / 3])
 
 
 def test_torch_inputs_work_like_numpy():
@@ -54,7 +54,7 @@ def test_torch_inputs_work_like_numpy():
         torch.tensor(SMALL_SCORES, dtype=torch.float32), torch.tensor(SMALL_PARENT), 3,
         torch.tensor(LENGTHS), lam=0.5, length_bound=1000,
     )  # fmt: skip
-    np.testing.assert_allclose(as_torch.R_M, [0.45, 0.75, -1.0])
+    np.testing.assert_allclose(as_torch.large_reward, [0.45, 0.75, -1.0])
 
 
 def valid(**overrides):
@@ -121,7 +121,7 @@ def test_per_prompt_needs_baselines_only_for_questions_in_the_batch():
     rewards = compute_duet_rewards(**valid(
         marginal_utility="per_prompt", baseline_scores=[1, 0], baseline_parent=[0, 2], large_question=[0, 0, 2],
     ))  # fmt: skip
-    np.testing.assert_allclose(rewards.r_m, [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(rewards.baseline_accuracy, [1.0, 1.0, 0.0])
 
 
 # ---------------------------------------------------------------------------------------------- properties
@@ -152,11 +152,11 @@ def loop_reference(step, mode):
     """DUET.md's formula, one M row at a time."""
     rewards = []
     for i in range(step["num_large"]):
-        r_mm = np.mean([s for s, p in zip(step["small_scores"], step["small_parent"], strict=True) if p == i])
+        guided = np.mean([s for s, p in zip(step["small_scores"], step["small_parent"], strict=True) if p == i])
         r_m = 0.0
         if mode == "per_signal":
             r_m = np.mean([s for s, p in zip(step["baseline_scores"], step["baseline_parent"], strict=True) if p == i])
-        rewards.append(r_mm - r_m - step["lam"] * step["large_lengths"][i] / step["length_bound"])
+        rewards.append(guided - r_m - step["lam"] * step["large_lengths"][i] / step["length_bound"])
     return np.array(rewards)
 
 
@@ -166,8 +166,8 @@ def test_matches_the_formula_row_by_row(step, mode):
     if mode == "off":
         step = {**step, "baseline_scores": None, "baseline_parent": None}
     rewards = compute_duet_rewards(**step, marginal_utility=mode)
-    np.testing.assert_allclose(rewards.R_M, loop_reference(step, mode), atol=1e-12)
-    assert ((0 <= rewards.r_Mm) & (rewards.r_Mm <= 1)).all()
+    np.testing.assert_allclose(rewards.large_reward, loop_reference(step, mode), atol=1e-12)
+    assert ((0 <= rewards.guided_accuracy) & (rewards.guided_accuracy <= 1)).all()
 
 
 @settings(max_examples=60, deadline=None)
@@ -177,8 +177,8 @@ def test_permuting_m_rows_changes_nothing(step, seed):
     shuffled = {**step, "small_scores": step["small_scores"][order], "small_parent": step["small_parent"][order]}
     for mode in ("per_signal", "per_prompt"):
         np.testing.assert_allclose(
-            compute_duet_rewards(**shuffled, marginal_utility=mode).R_M,
-            compute_duet_rewards(**step, marginal_utility=mode).R_M,
+            compute_duet_rewards(**shuffled, marginal_utility=mode).large_reward,
+            compute_duet_rewards(**step, marginal_utility=mode).large_reward,
             atol=1e-12,
         )
 
@@ -192,10 +192,12 @@ def test_penalty_is_linear_and_monotone_in_length(step, row_seed, extra):
     longer = step["large_lengths"].copy()
     longer[row] += extra
     after = compute_duet_rewards(**{**step, "large_lengths": longer}, marginal_utility="per_signal")
-    assert after.R_M[row] < before.R_M[row]
-    np.testing.assert_allclose(before.R_M[row] - after.R_M[row], step["lam"] * extra / 1000.0, rtol=1e-9)
+    assert after.large_reward[row] < before.large_reward[row]
+    np.testing.assert_allclose(
+        before.large_reward[row] - after.large_reward[row], step["lam"] * extra / 1000.0, rtol=1e-9
+    )
     others = np.arange(step["num_large"]) != row
-    np.testing.assert_array_equal(after.R_M[others], before.R_M[others])
+    np.testing.assert_array_equal(after.large_reward[others], before.large_reward[others])
     np.testing.assert_allclose(before.length_penalty, step["lam"] * step["large_lengths"] / 1000.0)
 
 
@@ -205,7 +207,7 @@ def test_per_prompt_shifts_each_question_by_one_constant(step):
     q_step = {**step, "baseline_parent": np.arange(len(step["baseline_scores"])) % (step["large_question"].max() + 1)}
     off = compute_duet_rewards(**{**q_step, "baseline_scores": None, "baseline_parent": None}, marginal_utility="off")
     per_prompt = compute_duet_rewards(**q_step, marginal_utility="per_prompt")
-    shift = off.R_M - per_prompt.R_M
+    shift = off.large_reward - per_prompt.large_reward
     for question in np.unique(step["large_question"]):
         in_question = shift[step["large_question"] == question]
         np.testing.assert_allclose(in_question, in_question[0], atol=1e-12)

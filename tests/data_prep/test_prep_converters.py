@@ -7,7 +7,7 @@ import pytest
 from data_prep import DATASETS, aime24, amc23, dapo_math17k, get_spec, gpqa_diamond, gsm8k, math_lighteval
 from data_prep.common import (
     MATH_INSTRUCTION,
-    BadRow,
+    BadRowError,
     SchemaError,
     field,
     integer_answer,
@@ -44,13 +44,13 @@ def test_number_answer(value, expected):
 
 @pytest.mark.parametrize("value", [None, "", "  ", float("nan")])
 def test_number_answer_missing_is_a_bad_row(value):
-    with pytest.raises(BadRow):
+    with pytest.raises(BadRowError):
         number_answer(value)
 
 
 def test_integer_answer_rejects_non_integers():
     assert integer_answer("007") == "7"
-    with pytest.raises(BadRow, match="not an integer"):
+    with pytest.raises(BadRowError, match="not an integer"):
         integer_answer("\\frac{1}{2}")
 
 
@@ -130,7 +130,7 @@ def test_dapo_all_three_layouts_give_the_same_rows(prepared_root, tmp_path, data
 
 def test_dapo_unknown_wrapper_is_a_bad_row():
     row = {"prompt": DAPO_WRAPPER_START + " Reply in French.\n\nWhat is 1+1?", "solution": "2"}
-    with pytest.raises(BadRow, match="unknown wording"):
+    with pytest.raises(BadRowError, match="unknown wording"):
         dapo_math17k.convert(row)
     assert dapo_math17k.convert({"prompt": "What is 1+1?", "solution": "2"})[:2] == ("What is 1+1?", "2")
 

@@ -202,7 +202,7 @@ def test_gpu_recipes_run_fsdp2_with_bounded_log_prob_batches(printed):
     assert base.actor.fsdp_config.entropy_from_logits_with_chunking is True
 
 
-def test_baseline_matches_duets_M(printed):
+def test_baseline_matches_duets_large_model(printed):
     base = check_overrides(printed["run_grpo_baseline_qwen3.sh"], PPO)
     duet = check_overrides(printed["run_duet_qwen3.sh"], DUET)
     for key in ("data", "actor_rollout_ref.actor.optim", "actor_rollout_ref.rollout.val_kwargs", "algorithm.kl_ctrl"):
@@ -211,7 +211,7 @@ def test_baseline_matches_duets_M(printed):
     assert base.reward.reward_manager.name == "DuetRewardManager"
 
 
-def test_4b_recipe_only_changes_M(printed):
+def test_4b_recipe_only_changes_the_large_model(printed):
     small, big = printed["run_duet_qwen3_4b.sh"], printed["run_duet_qwen3.sh"]
     changed = sorted(set(small) ^ set(big))
     assert {key_of(o) for o in changed} == {

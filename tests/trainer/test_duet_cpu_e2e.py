@@ -117,8 +117,8 @@ def test_large_rewards_follow_the_duet_formula(main_run):
             by_row.setdefault(record["large_row"], []).append(record)
         lam = metrics[step]["duet/lambda"]
         for rows in by_row.values():
-            r_mm = np.mean([r["small_score"] for r in rows])
-            expected = r_mm - rows[0]["baseline_score"] - lam * rows[0]["large_length"] / 16  # duet.length_bound=16
+            guided = np.mean([r["small_score"] for r in rows])
+            expected = guided - rows[0]["baseline_score"] - lam * rows[0]["large_length"] / 16  # duet.length_bound=16
             assert rows[0]["reward_large"] == pytest.approx(expected, abs=1e-5)
             assert rows[0]["lambda"] == pytest.approx(lam)
 
