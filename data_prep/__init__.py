@@ -4,7 +4,7 @@
     python -m data_prep.prepare_all [--only a,b] [--output-root DIR] [--local-root DIR]
 
 The shared machinery (loading, row building, validation against the DUET scorer, atomic writing) is in
-``data_prep.common``; see ``docs/DATA_PREP.md`` for the output layout and how to add a dataset.
+``data_prep.common``; see ``docs/data_prep.md`` for the output layout and how to add a dataset.
 """
 
 from __future__ import annotations

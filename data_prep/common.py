@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_OUTPUT_ROOT = "~/data/duet"
-# Appended to every math question in M's prompt (DUET.md, "Prompts"); m sees the question without it.
+# Appended to every math question in M's prompt (docs/method.md, "Prompts"); m sees the question without it.
 MATH_INSTRUCTION = " Let's think step by step and output the final answer within \\boxed{}."
 # How each scorer reads an answer: the response used to check that the scorer accepts a ground truth.
 GOLD_RESPONSES: dict[str, Callable[[str], str]] = {
@@ -60,7 +60,8 @@ class BadRowError(ValueError):
 
 
 def math_prompt(question: str) -> str:
-    """M's user message for a math question (DUET.md): the question and the ``\\boxed{}`` instruction."""
+    """M's user message for a math question (docs/method.md, "Prompts"): the question and the ``\\boxed{}``
+    instruction."""
     return question + MATH_INSTRUCTION
 
 
@@ -168,7 +169,7 @@ def _load_hub(spec: DatasetSpec, hub_split: str) -> list[dict]:
     try:
         dataset = datasets.load_dataset(spec.hub_id, spec.config, split=hub_split)
     except Exception as error:
-        hint = "Offline? Download it once and pass --local-path (see docs/DATA_PREP.md)."
+        hint = "Offline? Download it once and pass --local-path (see docs/data_prep.md)."
         if spec.gated:
             hint = (
                 f"{spec.hub_id} is gated: accept its terms at https://huggingface.co/datasets/{spec.hub_id} "

@@ -243,6 +243,7 @@ class DuetTrainer(RayPPOTrainer):
     # ------------------------------------------------------------------ building m's batch
     @staticmethod
     def _signals(large_batch: DataProto) -> list:
+        """Each M response's signal for m: its thinking (``core.signal.extract_signal``)."""
         return [extract_signal(text) for text in large_batch.non_tensor_batch["response_text"]]
 
     @staticmethod
@@ -279,6 +280,7 @@ class DuetTrainer(RayPPOTrainer):
         return DataProto(non_tensor_batch={key: _object_array(values) for key, values in rows.items()})
 
     def _generate_small(self, small_rows: DataProto, timing: dict, timer: str, validate: bool, sleep_after: bool):
+        """m's answers to ``small_rows``, scored in verl's reward loop (``rm_scores``), with the rows' ids kept."""
         small_rows.meta_info.update({"global_steps": self.global_steps, "validate": validate})
         batch = self._generate(self.small, small_rows, timing, timer, sleep_after=sleep_after)
         batch.non_tensor_batch.update(small_rows.non_tensor_batch)  # m's rows carry no tensors to union
@@ -414,6 +416,7 @@ class DuetTrainer(RayPPOTrainer):
 
     @staticmethod
     def _baseline_parent(baseline: DataProto, question_index: dict) -> np.ndarray:
+        """What each baseline answer's score averages over: its M row (per_signal) or its question (per_prompt)."""
         parents = baseline.non_tensor_batch["large_row"].astype(np.int64)
         if (parents >= 0).all():
             return parents

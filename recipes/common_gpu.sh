@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shared settings of the GPU recipes (run_duet_qwen3*.sh, run_grpo_baseline_qwen3.sh): the paper's
-# hyperparameters (shared/DUET.md "Hyperparameters"), data, memory layout for 8×H100, and the launcher.
+# hyperparameters (docs/method.md "Hyperparameters"), data, memory layout for 8×H100, and the launcher.
 # Every knob below is an environment variable; hydra overrides given to a recipe are appended last and win.
 # shellcheck disable=SC2034  # the arrays are read by the recipes that source this file
 # shellcheck source=SCRIPTDIR/common.sh
@@ -95,7 +95,7 @@ gpu_model_overrides() {
   # entropy in 2048-token fp32 chunks, not one fp32 softmax of the whole micro-batch (transformer_impl.py:178)
   echo "$key.actor.entropy_from_logits_with_chunking=True"
   # FSDP2, as on the CPU path. param_offload moves params to CPU between phases under FSDP2 too
-  # (transformer_impl.py:160, 844-871; engine/base.py:315-327); offload_policy stays off (it would keep them on
+  # (transformer_impl.py:160, 844-871; verl/workers/engine/base.py:315-327); offload_policy stays off (it would keep them on
   # CPU during compute and step Adam there).
   echo "$key.actor.strategy=fsdp2"
   echo "$key.actor.fsdp_config.param_offload=$offload"
@@ -120,7 +120,7 @@ large_model_overrides() {
   gpu_ref_overrides actor_rollout_ref
 }
 
-# M's validation sampling: Qwen3 thinking defaults (shared/DUET.md "Evaluation").
+# M's validation sampling: Qwen3 thinking defaults (docs/method.md "Evaluation").
 large_val_overrides=(
   actor_rollout_ref.rollout.val_kwargs.do_sample=True
   actor_rollout_ref.rollout.val_kwargs.temperature=0.6

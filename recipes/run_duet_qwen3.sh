@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # DUET with the paper's settings: M = Qwen3-8B writes the reasoning signal, m = Qwen3-0.6B answers, both
-# trained with GRPO, adaptive length penalty on M (shared/DUET.md "Hyperparameters"). 1 node × 8 GPUs by
+# trained with GRPO, adaptive length penalty on M (docs/method.md "Hyperparameters"). 1 node × 8 GPUs by
 # default; with RAY_ADDRESS set it is submitted to that Ray cluster (NNODES=2 GPUS_PER_NODE=8 ...).
 # Knobs are environment variables (recipes/common_gpu.sh); extra hydra overrides pass through:
 #   bash recipes/run_duet_qwen3.sh

@@ -1,5 +1,5 @@
-"""GRPO group ids (DUET.md, step 8). GRPO normalises each reward within its group, so the group decides what
-a response is compared against.
+"""GRPO group ids (docs/method.md, "GRPO groups"). GRPO normalises each reward within its group, so the group
+decides what a response is compared against.
 
 - M: the n responses to one question (the question's uid).
 - m, ``question`` (paper, inferred from the authors' code): all n·k guided answers of one question, so m is

@@ -1,4 +1,4 @@
-"""The length-penalty weight λ (DUET.md "λ schedules"): training state that checkpoints save and restore.
+"""The length-penalty weight λ (docs/method.md, "λ schedules"): training state that checkpoints save and restore.
 
 - ``constant``: λ stays ``lambda_init`` (the authors ran λ = 1.0 in one run).
 - ``adaptive`` (authors' default): after each training step ``λ ← clip(λ + η · (mean L / B − 1), min, max)``:

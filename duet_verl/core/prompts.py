@@ -1,6 +1,6 @@
 """m's prompts: the question plus M's signal (guided) or the question alone (baseline), within a token budget.
 
-Templates (DUET.md "Prompts"), chosen by name (``duet.small_prompt_template``):
+Templates (docs/method.md, "Prompts"), chosen by name (``duet.small_prompt_template``):
 
 - ``paper``: the authors' raw text ``"user\\n" + q + "\\nassistant\\n<think>\\n" + s + "\\n</think>"``,
   tokenized without special tokens, for faithful reproduction (no chat special tokens around the turns);

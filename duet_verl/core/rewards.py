@@ -1,4 +1,4 @@
-"""DUET rewards (DUET.md, step 6), vectorised over one training step.
+"""DUET rewards (docs/method.md, "Rewards"), vectorised over one training step.
 
 For M response i, with guided m answers j linked by ``small_parent[j] == i``:
 

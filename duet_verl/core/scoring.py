@@ -1,4 +1,4 @@
-"""Score one m answer against the ground truth: 1.0 or 0.0 plus the extracted prediction (DUET.md, step 5).
+"""Score one m answer against the ground truth: 1.0 or 0.0 plus the extracted prediction (docs/method.md, "Scoring").
 
 Routed by ``data_source`` (case-insensitive substring patterns, user patterns first, see ``register_scorer``):
 

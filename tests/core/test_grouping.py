@@ -1,4 +1,5 @@
-"""GRPO group ids, checked with verl's own GRPO advantage (DUET.md step 8 and the note on marginal utility)."""
+"""GRPO group ids, checked with verl's own GRPO advantage (docs/method.md, "GRPO groups", and its note on
+marginal utility)."""
 
 import numpy as np
 import pytest

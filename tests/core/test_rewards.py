@@ -149,7 +149,7 @@ def steps(draw):
 
 
 def loop_reference(step, mode):
-    """DUET.md's formula, one M row at a time."""
+    """The formula of docs/method.md ("Rewards"), one M row at a time."""
     rewards = []
     for i in range(step["num_large"]):
         guided = np.mean([s for s, p in zip(step["small_scores"], step["small_parent"], strict=True) if p == i])

@@ -52,7 +52,7 @@ ALLOWED_ADDITIONS = {
     "actor_rollout_ref.rollout.enable_sleep_mode",
     "small_actor_rollout_ref.rollout.enable_sleep_mode",
 }
-# Accepted by verl 0.9 and silently ignored: reward settings live under reward.* now (shared/VERL_NOTES.md).
+# Accepted by verl 0.9 and silently ignored: reward settings live under reward.* now (verl 0.9 reads them only there).
 LEGACY_PREFIXES = ("reward_model.reward_manager", "reward_model.overlong_buffer", "custom_reward_function")
 
 

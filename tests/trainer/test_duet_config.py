@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+from pathlib import Path
+
 import pytest
 from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 
 from duet_verl.duet_config import (
     DuetConfig,
     DuetConfigError,
     build_model_views,
+    markdown_table,
     optimizer_steps_per_training_step,
     validate,
+    yaml_section,
 )
 
 BASE = [
@@ -114,3 +120,28 @@ def test_optimizer_steps_count_questions_per_mini_batch():
         "small_actor_rollout_ref.actor.ppo_epochs=2",
     )
     assert optimizer_steps_per_training_step(config, DuetConfig.from_config(config)) == {"large": 2, "small": 16}
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_yaml_section_is_rendered_from_duet_config():
+    yaml_text = (ROOT / "duet_verl" / "config" / "duet_trainer.yaml").read_text()
+    section = yaml_section()
+    assert yaml_text.endswith(section), (
+        "duet_trainer.yaml's duet: section differs from DuetConfig; replace it with `python -m duet_verl.duet_config`"
+    )
+    loaded = OmegaConf.load(ROOT / "duet_verl" / "config" / "duet_trainer.yaml").duet
+    assert {key.name: key.default for key in fields(DuetConfig)} == dict(loaded)
+
+
+def test_docs_table_is_rendered_from_duet_config():
+    assert markdown_table() in (ROOT / "docs" / "training.md").read_text(), (
+        "docs/training.md's duet.* table differs from DuetConfig; replace it with "
+        "`python -m duet_verl.duet_config markdown`"
+    )
+
+
+def test_every_key_says_what_it_means():
+    for key in fields(DuetConfig):
+        assert len(key.metadata["meaning"]) > 20, key.name
