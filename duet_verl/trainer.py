@@ -289,29 +289,30 @@ class DuetTrainer(RayPPOTrainer):
 
     # ------------------------------------------------------------------ one training step
     def _duet_step(self, batch_dict: dict, metrics: dict, timing: dict) -> None:
-        """One DUET step (docs/method.md), phase by phase. Each phase is one method below, in this order."""
-        # 1. M writes n responses per question; the thinking of each is its signal to m
+        """One DUET step, phase by phase (docs/training.md, "One step"; the method's steps: docs/method.md). Each
+        phase is one method below, in this order."""
+        # M's rollout: n responses per question; the thinking of each is its signal to m
         large = self._generate_large(
             batch_dict, self.config.actor_rollout_ref.rollout.n, validate=False, timing=timing, timer="gen_large"
         )
         signals = self._signals(large)
-        # 2. m answers k times per signal (and k times without one, for the marginal-utility baseline)
+        # m's rollout: k answers per signal (and k times without one, for the marginal-utility baseline)
         guided, baseline = self._rollout_small(large, signals, timing)
-        # 3. rewards at this step's λ: m's accuracy with the signal − without it − λ · length / B
+        # Rewards at this step's λ: m's accuracy with the signal − without it − λ · length / B
         with marked_timer("duet_rewards", timing):
             step_rewards = self._duet_rewards(large, guided, baseline)
             self._attach_rewards(large, guided, step_rewards.rewards)
         metrics.update(self._duet_metrics(large, guided, signals, step_rewards))
         self._dump_samples(large, guided, signals, step_rewards)
-        # 4. λ for the next step, from this step's M lengths
+        # λ for the next step, from this step's M lengths
         self.lambda_schedule.update(float(step_rewards.lengths.mean()))
-        # 5. each model's batch as verl's update reads it: old log-probs, M's KL, GRPO advantages
+        # Each model's batch as verl's update reads it: old log-probs, M's KL, GRPO advantages
         for role, role_batch in ((self.large, large), (self.small, guided)):
             self._compute_old_log_probs(role, role_batch, metrics, timing)
         self._apply_large_kl(large, metrics, timing)
         for role, role_batch in ((self.large, large), (self.small, guided)):
             self._compute_advantages(role, role_batch)
-        # 6. update m, then M
+        # Updates: m, then M
         if self.duet.train_small:
             with marked_timer("update_small", timing):
                 metrics.update(self.small.update_actor(guided))

@@ -12,7 +12,7 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 # what a submitted job (RAY_ADDRESS) sets on every node, besides common.sh's
 job_env+=(TOKENIZERS_PARALLELISM=true NCCL_DEBUG=WARN NCCL_SOCKET_IFNAME NCCL_IB_HCA VLLM_LOGGING_LEVEL=WARN)
 
-# --- data (prepared by data_prep; see README "Preparing the datasets") -------------------------------------
+# --- data (prepared by data_prep; see docs/data_prep.md) -------------------------------------
 DATA_ROOT=${DATA_ROOT:-$HOME/data/duet}      # on a multi-node cluster: a filesystem every node mounts
 TRAIN_DATA=${TRAIN_DATA:-deepscaler}         # or dapo_math17k, math_lighteval
 VAL_DATA=${VAL_DATA:-math500,aime24}         # the paper's validation: MATH test + AIME24
@@ -47,7 +47,7 @@ LAMBDA_ETA=${LAMBDA_ETA:-0.01}               # η
 MARGINAL_UTILITY=${MARGINAL_UTILITY:-per_signal}
 SMALL_TEMPLATE=${SMALL_TEMPLATE:-paper}
 
-# --- memory for 8×H100 80 GB (estimates: README, "Train on GPUs") --------------------------------------------
+# --- memory for 8×H100 80 GB (estimates: docs/gpus.md, "Memory and time") -----------------------------------
 # The trainer keeps at most one vLLM engine awake: sync M → M generates → M sleeps → sync m → m generates →
 # m sleeps → train. Sleep is level 2 (weights and KV cache freed), so each engine may take most of the GPU
 # while it is awake; what must stay free is what is resident at that moment: M's FSDP state unless offloaded

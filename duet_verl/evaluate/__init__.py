@@ -1,5 +1,5 @@
 """Evaluate DUET (M writes the signal, m answers) against M alone, m alone and concise-prompted M.
 
-``python -m duet_verl.evaluate --help``; the README's "Evaluation" section. Importing this package loads neither
+``python -m duet_verl.evaluate --help``; docs/evaluation.md. Importing this package loads neither
 torch nor vllm.
 """
