@@ -4,8 +4,8 @@
 runs ``RAY_ADDRESS=<dashboard> bash recipes/run_duet_cpu_tiny.sh`` with ``NNODES=2 CPU_WORKERS=1``: the recipe's
 own ``ray job submit`` path, the one the GPU recipes take. One cluster is shared by the module, in order:
 - a job is stopped with ``ray job stop`` after its first checkpoint; the same command, resubmitted, resumes from
-  the last complete checkpoint (step, λ, dataloader) and finishes, with workers and rollout servers on both nodes
-  (Ray's state API);
+  the last complete checkpoint (step, λ, and the dataloader: no question is seen twice in the epoch) and finishes,
+  with workers and rollout servers on both nodes (Ray's state API);
 - the worker node's raylet is killed mid-run: the job fails within a bounded time saying which node was lost and
   where to resume; a new node joins and the same command resumes from the intact checkpoint.
 """
@@ -143,6 +143,10 @@ def resumed_from(logs: str) -> tuple[str, int, float]:
     return match.group(1), int(match.group(2)), float(match.group(3))
 
 
+def questions_of(samples: Path) -> set[str]:
+    return {json.loads(line)["question"] for line in samples.read_text().splitlines()}
+
+
 def actor_nodes(cluster: LocalCluster, job_id: str) -> dict[str, set[str]]:
     """``{actor class: node ids}`` of a job's actors, from Ray's state API."""
     from ray.util.state import list_actors
@@ -158,9 +162,10 @@ def test_stopped_job_resumes_from_its_last_checkpoint_on_two_nodes(cluster, tiny
     from ray.job_submission import JobStatus
 
     root = tmp_path / "checkpoints"
-    steps = 6
+    steps = 6  # of 8 per epoch (16 questions, 2 per step): every step should see new questions
+    overrides = ("trainer.save_freq=2", f"trainer.rollout_data_dir={tmp_path / 'samples'}")
     start = time.perf_counter()
-    stopped = cluster.submit(tmp_path, tiny_dir, steps, "trainer.save_freq=2")
+    stopped = cluster.submit(tmp_path, tiny_dir, steps, *overrides)
     wait_for_checkpoint(root, 2)
     cluster.client.stop_job(stopped)
     assert cluster.finish(stopped) == JobStatus.STOPPED
@@ -169,7 +174,7 @@ def test_stopped_job_resumes_from_its_last_checkpoint_on_two_nodes(cluster, tiny
     assert_complete_checkpoint(root / f"global_step_{last}")
     lambda_saved = json.loads((root / f"global_step_{last}" / "duet_state.json").read_text())["lambda_schedule"]
 
-    resumed = cluster.submit(tmp_path, tiny_dir, steps, "trainer.save_freq=2")
+    resumed = cluster.submit(tmp_path, tiny_dir, steps, *overrides)
     status = cluster.finish(resumed)
     logs = cluster.logs(resumed)
     record_wall_time("DUET on a 2-node Ray cluster: stop + resume (6 steps)", time.perf_counter() - start)
@@ -180,6 +185,9 @@ def test_stopped_job_resumes_from_its_last_checkpoint_on_two_nodes(cluster, tiny
     assert f"step:{last + 1} -" in logs and f"step:{last} -" not in logs, "resumed runs start at the next step"
     assert tracked_step(root) == steps
     assert_complete_checkpoint(root / f"global_step_{steps}")
+    # the dataloader went on where it stopped: a restarted one would replay step 1's questions
+    questions = [questions_of(tmp_path / "samples" / f"duet_step_{step}.jsonl") for step in range(1, steps + 1)]
+    assert all(len(q) == 2 for q in questions) and len(set().union(*questions)) == 2 * steps, questions
 
     head, worker = cluster.cluster.head_node.node_id, cluster.worker.node_id
     nodes = actor_nodes(cluster, resumed)
