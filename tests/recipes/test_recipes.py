@@ -307,7 +307,7 @@ def test_cpu_recipes_submit_to_a_cluster_through_the_same_launcher(tmp_path, rec
     tiny = tmp_path / "tiny"
     (tiny / "data").mkdir(parents=True)
     (tiny / "data" / "train.parquet").touch()  # built already: nothing to run before the submission
-    secret = 'a "quoted" \\ value'
+    secret = 'a "quoted" \\ value\r\twith\ncontrol characters'
     calls = launch(
         tmp_path, recipe, RAY_ADDRESS="http://head:8265", NNODES="2", CPU_WORKERS="1", TINY_DIR=str(tiny),
         RAY_SUBMISSION_ID="duet-7", RAY_NO_WAIT="1", RAY_JOB_ENV="MY_TOKEN UNSET_NAME", MY_TOKEN=secret,
