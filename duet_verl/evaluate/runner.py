@@ -16,21 +16,17 @@ stored M response when only one of ``duet``/``large`` is missing and they share 
 from __future__ import annotations
 
 import json
-import time
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from duet_verl.core import extract_signal, render_small_prompt, score_answer, scorer_for, thinking_token_count
+from duet_verl.core import score_answer, scorer_for
 from duet_verl.evaluate.metrics import MODES
+from duet_verl.inference import LargeOutput, Sampling, answer, chat_prompt, generate, think
 
 BASE_MODES = ("large", "concise")  # M alone: base M
 
-CONCISE_INSTRUCTION = (
-    "Note that you should keep the reasoning concise: include only essential reasoning steps and avoid "
-    "repetition or unnecessary explanations."
-)
 REQUIRED_COLUMNS = ("data_source", "prompt", "reward_model", "extra_info")
 # settings that change what a sample is: a resumed run must use the same ones
 RESUME_KEYS = (
@@ -41,14 +37,6 @@ LARGE_FIELDS = ("large_model", "large_text", "large_tokens", "large_thinking_tok
 
 class EvalInputError(ValueError):
     """Bad input found before any model loads: the message says what, where, and what to do."""
-
-
-@dataclass(frozen=True)
-class Sampling:
-    max_new_tokens: int
-    temperature: float
-    top_p: float = 1.0
-    top_k: int = 0
 
 
 @dataclass
@@ -285,34 +273,10 @@ class Models:
             self._generators[key] = self._make_generator(self.paths[key], key)
         return self._generators[key]
 
-    def think_end_id(self, role: str) -> int:
-        tokenizer = self.tokenizer(role)
-        think_end = tokenizer.convert_tokens_to_ids("</think>")
-        return think_end if think_end != tokenizer.unk_token_id else -1
-
     def release(self, role: str) -> None:
         generator = self._generators.pop(self._key(role), None)
         if generator is not None:
             generator.close()
-
-
-def _chat_prompt(tokenizer, messages: list[dict], thinking: bool, concise: bool = False) -> list[int]:
-    if concise:
-        messages = [dict(m) for m in messages]
-        messages[-1]["content"] = messages[-1]["content"] + " " + CONCISE_INSTRUCTION
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=thinking)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def _generate(models: Models, role: str, prompts, sampling: Sampling, seeds) -> tuple[list, float]:
-    if not prompts:
-        return [], 0.0
-    generator = models.generator(role)
-    start = time.perf_counter()
-    outputs = generator.generate(
-        prompts, sampling.max_new_tokens, sampling.temperature, sampling.top_p, sampling.top_k, seeds
-    )
-    return outputs, (time.perf_counter() - start) / len(prompts)
 
 
 def _base_record(q: Question, mode: str, seed: int) -> dict:
@@ -348,13 +312,13 @@ def _scored(record: dict, q: Question, text: str) -> dict:
     return record
 
 
-def _large_fields(generation, models: Models, role: str, seconds: float) -> dict:
+def _large_fields(output: LargeOutput, models: Models, role: str) -> dict:
     return {
         "large_model": models.path(role),
-        "large_text": generation.text,
-        "large_tokens": len(generation.token_ids),
-        "large_thinking_tokens": thinking_token_count(generation.token_ids, models.think_end_id(role)),
-        "large_seconds": seconds,
+        "large_text": output.text,
+        "large_tokens": output.tokens,
+        "large_thinking_tokens": output.thinking_tokens,
+        "large_seconds": output.seconds,
     }
 
 
@@ -370,11 +334,14 @@ def _thinking_responses(config, models: Models, store: RecordStore, missing, see
             if stored is not None and stored["large_text"] is not None:
                 fields[row] = {k: stored[k] for k in LARGE_FIELDS}
     to_generate = [q for row, q in questions.items() if row not in fields]
-    prompts = [_chat_prompt(models.tokenizer(role), q.messages, thinking=True) for q in to_generate]
+    if not to_generate:
+        return fields
     seeds = [sample_seed(seed, q.benchmark, q.row, "large") for q in to_generate]
-    outputs, seconds = _generate(models, role, prompts, config.large_sampling, seeds)
-    for q, generation in zip(to_generate, outputs, strict=True):
-        fields[q.row] = _large_fields(generation, models, role, seconds)
+    outputs = think(
+        models.generator(role), models.tokenizer(role), [q.messages for q in to_generate], config.large_sampling, seeds
+    )
+    for q, output in zip(to_generate, outputs, strict=True):
+        fields[q.row] = _large_fields(output, models, role)
     return fields
 
 
@@ -397,44 +364,45 @@ def run_chunk(
         written += 1
 
     duet = missing.get("duet", [])
-    if duet:
-        records, prompts, tokenizer = [], [], models.tokenizer("small")
-        for q in duet:
-            record = _base_record(q, "duet", seed) | responses["duet"][q.row]
-            signal = extract_signal(record["large_text"])
-            prompt = render_small_prompt(
-                tokenizer, config.small_template, q.question, signal.text, config.small_max_prompt_tokens
-            )
+    if duet:  # m reads the signal in M's response: the chain of duet_verl.inference, stage 2
+        records = [_base_record(q, "duet", seed) | responses["duet"][q.row] for q in duet]
+        outputs = answer(
+            models.generator("small"), models.tokenizer("small"), [q.question for q in duet],
+            [record["large_text"] for record in records], config.small_sampling,
+            [sample_seed(seed, q.benchmark, q.row, "duet") for q in duet],
+            config.small_template, config.small_max_prompt_tokens,
+        )  # fmt: skip
+        for q, record, output in zip(duet, records, outputs, strict=True):
             record.update(
-                signal=signal.text,
-                signal_case=signal.case.value,
-                small_prompt_tokens=len(prompt.token_ids),
-                signal_tokens_cut=prompt.signal_tokens_cut,
+                signal=output.signal,
+                signal_case=output.signal_case,
+                small_prompt_tokens=output.prompt_tokens,
+                signal_tokens_cut=output.signal_tokens_cut,
+                small_text=output.text,
+                small_tokens=output.tokens,
+                small_seconds=output.seconds,
             )
-            records.append(record)
-            prompts.append(prompt.token_ids)
-        seeds = [sample_seed(seed, q.benchmark, q.row, "duet") for q in duet]
-        outputs, seconds = _generate(models, "small", prompts, config.small_sampling, seeds)
-        for q, record, generation in zip(duet, records, outputs, strict=True):
-            record.update(small_text=generation.text, small_tokens=len(generation.token_ids), small_seconds=seconds)
-            store.add(_scored(record, q, generation.text))
+            store.add(_scored(record, q, output.text))
             written += 1
 
     concise = missing.get("concise", [])
-    prompts = [_chat_prompt(models.tokenizer("base"), q.messages, thinking=True, concise=True) for q in concise]
-    seeds = [sample_seed(seed, q.benchmark, q.row, "concise") for q in concise]
-    outputs, seconds = _generate(models, "base", prompts, config.large_sampling, seeds)
-    for q, generation in zip(concise, outputs, strict=True):
-        record = _base_record(q, "concise", seed) | _large_fields(generation, models, "base", seconds)
-        store.add(_scored(record, q, generation.text))
-        written += 1
+    if concise:
+        seeds = [sample_seed(seed, q.benchmark, q.row, "concise") for q in concise]
+        messages = [q.messages for q in concise]
+        outputs = think(
+            models.generator("base"), models.tokenizer("base"), messages, config.large_sampling, seeds, concise=True
+        )
+        for q, output in zip(concise, outputs, strict=True):
+            record = _base_record(q, "concise", seed) | _large_fields(output, models, "base")
+            store.add(_scored(record, q, output.text))
+            written += 1
 
     # m alone reads M's prompt: the question with the answer-format instruction (\boxed{}, "Answer: X") that
     # the scorer needs; the bare question (what m reads beside a signal) would underrate m
     small = missing.get("small", [])
-    prompts = [_chat_prompt(models.tokenizer("small"), q.messages, thinking=False) for q in small]
+    prompts = [chat_prompt(models.tokenizer("small"), q.messages, thinking=False) for q in small]
     seeds = [sample_seed(seed, q.benchmark, q.row, "small") for q in small]
-    outputs, seconds = _generate(models, "small", prompts, config.small_sampling, seeds)
+    outputs, seconds = generate(models.generator("small") if small else None, prompts, config.small_sampling, seeds)
     for q, prompt, generation in zip(small, prompts, outputs, strict=True):
         record = _base_record(q, "small", seed)
         record.update(

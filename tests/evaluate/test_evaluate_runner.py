@@ -357,3 +357,36 @@ def test_cli_prints_the_error_and_exits_2(tmp_path, capsys):
                  "--out", str(tmp_path / "out"), "--backend", "hf"])  # fmt: skip
     assert code == 2
     assert capsys.readouterr().err.startswith("error: M (the capable model) (--large ")
+
+
+def test_the_pipeline_api_is_the_chain_evaluation_runs(full_run, tiny_assets):
+    """``DuetPipeline.run`` with a sample's seeds gives exactly the record ``duet`` mode wrote: one chain."""
+    from transformers import AutoTokenizer
+
+    from duet_verl.evaluate.runner import load_questions, sample_seed
+    from duet_verl.inference import DuetPipeline
+
+    questions = load_questions([str(tiny_assets["test"])], QUESTIONS, ["duet"])["tiny_math"]
+    tokenizers = {role: AutoTokenizer.from_pretrained(str(tiny_assets[role])) for role in ("large", "small")}
+    pipeline = DuetPipeline(
+        large=backends.HFGenerator(str(tiny_assets["large"]), batch_size=2),
+        small=backends.HFGenerator(str(tiny_assets["small"]), batch_size=2),
+        large_tokenizer=tokenizers["large"],
+        small_tokenizer=tokenizers["small"],
+        large_sampling=Sampling(10, 0.6, 0.95, 20),  # the CLI's M sampling with --large-max-tokens 10
+        small_sampling=Sampling(5, 0.0),
+    )
+    outputs = pipeline.run(
+        [q.question for q in questions], [q.messages for q in questions],
+        [sample_seed(0, q.benchmark, q.row, "large") for q in questions],
+        [sample_seed(0, q.benchmark, q.row, "duet") for q in questions],
+    )  # fmt: skip
+    duet = {r["row"]: r for r in records_of(full_run) if r["mode"] == "duet"}
+    for q, output in zip(questions, outputs, strict=True):
+        record = duet[q.row]
+        assert (output.large.text, output.large.tokens, output.large.thinking_tokens) == (
+            record["large_text"], record["large_tokens"], record["large_thinking_tokens"]
+        )  # fmt: skip
+        assert (output.small.signal, output.small.prompt_tokens, output.answer, output.small.tokens) == (
+            record["signal"], record["small_prompt_tokens"], record["small_text"], record["small_tokens"]
+        )  # fmt: skip

@@ -1,0 +1,164 @@
+"""The DUET chain at inference: M answers with thinking on, its thinking is the signal, m reads the question and
+the signal and answers. Signal extraction, m's prompt and the token counts are ``duet_verl.core``'s, as in
+training, so a pair is evaluated (``duet_verl.evaluate``) exactly as it was trained.
+
+``DuetPipeline`` holds one generator per model (``duet_verl.evaluate.backends``: transformers or vLLM). Its two
+stages are also functions, ``think`` and ``answer``, for callers that hold M's response already: evaluation
+shares one M response between its ``large`` and ``duet`` modes and loads each model only when needed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from duet_verl.core import extract_signal, render_small_prompt, thinking_token_count
+
+CONCISE_INSTRUCTION = (
+    "Note that you should keep the reasoning concise: include only essential reasoning steps and avoid "
+    "repetition or unnecessary explanations."
+)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_new_tokens: int
+    temperature: float  # 0: greedy
+    top_p: float = 1.0
+    top_k: int = 0
+
+
+@dataclass(frozen=True)
+class LargeOutput:
+    """M's response to one request."""
+
+    text: str
+    tokens: int
+    thinking_tokens: int  # up to and including ``</think>`` (all of them without one)
+    seconds: float  # generation time of its batch, per request
+
+
+@dataclass(frozen=True)
+class SmallOutput:
+    """m's answer to one request, with the signal it read."""
+
+    signal: str
+    signal_case: str  # how the signal was found in M's response (``core.signal.SignalCase``)
+    prompt_tokens: int
+    signal_tokens_cut: int  # signal tokens dropped from its start to fit m's prompt budget
+    text: str
+    tokens: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DuetOutput:
+    large: LargeOutput
+    small: SmallOutput
+
+    @property
+    def answer(self) -> str:
+        return self.small.text
+
+
+def chat_prompt(tokenizer, messages: list[dict], thinking: bool, concise: bool = False) -> list[int]:
+    """``messages`` through the model's chat template, as token ids; ``concise`` adds the paper's instruction."""
+    if concise:
+        messages = [dict(m) for m in messages]
+        messages[-1]["content"] = messages[-1]["content"] + " " + CONCISE_INSTRUCTION
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=thinking)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def think_end_id(tokenizer) -> int:
+    """The id of ``</think>`` in ``tokenizer``, or -1 when it has none."""
+    token_id = tokenizer.convert_tokens_to_ids("</think>")
+    return token_id if token_id != tokenizer.unk_token_id else -1
+
+
+def generate(generator, prompts: list[list[int]], sampling: Sampling, seeds: list[int]) -> tuple[list, float]:
+    """``generator``'s outputs for ``prompts`` and the seconds per prompt of the batch."""
+    if not prompts:
+        return [], 0.0
+    start = time.perf_counter()
+    outputs = generator.generate(
+        prompts, sampling.max_new_tokens, sampling.temperature, sampling.top_p, sampling.top_k, seeds
+    )
+    return outputs, (time.perf_counter() - start) / len(prompts)
+
+
+def think(
+    generator, tokenizer, messages: list[list[dict]], sampling: Sampling, seeds: list[int], concise: bool = False
+) -> list[LargeOutput]:
+    """M's responses with thinking on, one per conversation (stage 1)."""
+    prompts = [chat_prompt(tokenizer, m, thinking=True, concise=concise) for m in messages]
+    outputs, seconds = generate(generator, prompts, sampling, seeds)
+    end_id = think_end_id(tokenizer)
+    return [
+        LargeOutput(
+            text=out.text,
+            tokens=len(out.token_ids),
+            thinking_tokens=thinking_token_count(out.token_ids, end_id),
+            seconds=seconds,
+        )
+        for out in outputs
+    ]
+
+
+def answer(
+    generator,
+    tokenizer,
+    questions: list[str],
+    large_texts: list[str],
+    sampling: Sampling,
+    seeds: list[int],
+    template: str = "paper",
+    max_prompt_tokens: int | None = None,
+) -> list[SmallOutput]:
+    """m's answers, each from its question and the signal in M's response (stage 2): the prompt m was trained on
+    (``duet.small_prompt_template``), the signal shortened from its start when it does not fit."""
+    signals = [extract_signal(text) for text in large_texts]
+    prompts = [
+        render_small_prompt(tokenizer, template, question, signal.text, max_prompt_tokens)
+        for question, signal in zip(questions, signals, strict=True)
+    ]
+    outputs, seconds = generate(generator, [p.token_ids for p in prompts], sampling, seeds)
+    return [
+        SmallOutput(
+            signal=signal.text,
+            signal_case=signal.case.value,
+            prompt_tokens=len(prompt.token_ids),
+            signal_tokens_cut=prompt.signal_tokens_cut,
+            text=out.text,
+            tokens=len(out.token_ids),
+            seconds=seconds,
+        )
+        for signal, prompt, out in zip(signals, prompts, outputs, strict=True)
+    ]
+
+
+@dataclass
+class DuetPipeline:
+    """A trained pair behind one call: ``run`` takes questions (and M's conversations) and returns m's answers
+    with M's signals and both models' token counts."""
+
+    large: object  # a generator for M (duet_verl.evaluate.backends.Generator)
+    small: object  # a generator for m
+    large_tokenizer: object
+    small_tokenizer: object
+    large_sampling: Sampling
+    small_sampling: Sampling
+    small_template: str = "paper"
+    small_max_prompt_tokens: int | None = None
+
+    def run(
+        self, questions: list[str], messages: list[list[dict]], large_seeds: list[int], small_seeds: list[int]
+    ) -> list[DuetOutput]:
+        """``messages[i]`` is M's conversation for ``questions[i]`` (the question with its answer-format
+        instruction); m reads the bare question beside the signal, as in training."""
+        large = think(self.large, self.large_tokenizer, messages, self.large_sampling, large_seeds)
+        small = answer(
+            self.small, self.small_tokenizer, questions, [out.text for out in large], self.small_sampling,
+            small_seeds, self.small_template, self.small_max_prompt_tokens,
+        )  # fmt: skip
+        return [DuetOutput(large=lo, small=so) for lo, so in zip(large, small, strict=True)]
