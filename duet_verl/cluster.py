@@ -25,12 +25,15 @@ class NodeWatch:
         self._nodes = nodes
         self.started_with = {node["NodeID"]: node for node in nodes() if node["Alive"]}
 
-    def lost_nodes(self, wait_s: float = NODE_DEATH_WAIT_S, poll_s: float = 1.0) -> list[dict]:
-        """The nodes alive at the start that are dead now, waiting up to ``wait_s`` for Ray to notice.
+    @property
+    def several_nodes(self) -> bool:
+        """With one node, the driver dies with it: there is nothing to wait for."""
+        return len(self.started_with) > 1
 
-        Only a run on several nodes waits: with one node, the driver dies with it.
-        """
-        deadline = time.monotonic() + (wait_s if len(self.started_with) > 1 else 0.0)
+    def lost_nodes(self, wait_s: float = NODE_DEATH_WAIT_S, poll_s: float = 1.0) -> list[dict]:
+        """The nodes alive at the start that are dead now, waiting up to ``wait_s`` for Ray to notice (only a run
+        on several nodes waits)."""
+        deadline = time.monotonic() + (wait_s if self.several_nodes else 0.0)
         while True:
             dead = [node for node in self._nodes() if node["NodeID"] in self.started_with and not node["Alive"]]
             if dead or time.monotonic() >= deadline:

@@ -56,7 +56,7 @@ def run_duet(config: DictConfig) -> None:
     try:
         ray.get(DuetTaskRunner.options(scheduling_strategy=here).remote().run.remote(views[LARGE], views[SMALL], duet))
     except Exception as error:
-        if len(watch.started_with) > 1:
+        if watch.several_nodes:
             print("[duet] the run failed; asking Ray whether one of its nodes was lost", file=sys.stderr, flush=True)
         dead = watch.lost_nodes()
         if not dead:

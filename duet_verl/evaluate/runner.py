@@ -400,19 +400,20 @@ def run_chunk(
     # m alone reads M's prompt: the question with the answer-format instruction (\boxed{}, "Answer: X") that
     # the scorer needs; the bare question (what m reads beside a signal) would underrate m
     small = missing.get("small", [])
-    prompts = [chat_prompt(models.tokenizer("small"), q.messages, thinking=False) for q in small]
-    seeds = [sample_seed(seed, q.benchmark, q.row, "small") for q in small]
-    outputs, seconds = generate(models.generator("small") if small else None, prompts, config.small_sampling, seeds)
-    for q, prompt, generation in zip(small, prompts, outputs, strict=True):
-        record = _base_record(q, "small", seed)
-        record.update(
-            small_text=generation.text,
-            small_tokens=len(generation.token_ids),
-            small_prompt_tokens=len(prompt),
-            small_seconds=seconds,
-        )
-        store.add(_scored(record, q, generation.text))
-        written += 1
+    if small:
+        prompts = [chat_prompt(models.tokenizer("small"), q.messages, thinking=False) for q in small]
+        seeds = [sample_seed(seed, q.benchmark, q.row, "small") for q in small]
+        outputs, seconds = generate(models.generator("small"), prompts, config.small_sampling, seeds)
+        for q, prompt, generation in zip(small, prompts, outputs, strict=True):
+            record = _base_record(q, "small", seed)
+            record.update(
+                small_text=generation.text,
+                small_tokens=len(generation.token_ids),
+                small_prompt_tokens=len(prompt),
+                small_seconds=seconds,
+            )
+            store.add(_scored(record, q, generation.text))
+            written += 1
     return written
 
 

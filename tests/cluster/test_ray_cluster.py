@@ -44,6 +44,7 @@ class LocalCluster:
 
     def __init__(self):
         from ray.cluster_utils import Cluster
+        from ray.job_submission import JobSubmissionClient
 
         port = free_port()
         self.cluster = Cluster(
@@ -51,6 +52,7 @@ class LocalCluster:
             head_node_args={**NODE, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": port},
         )
         self.address = f"http://127.0.0.1:{port}"
+        self.client = JobSubmissionClient(self.address)
         self.worker = self.add_worker()
 
     def add_worker(self):
@@ -60,12 +62,6 @@ class LocalCluster:
     def kill_worker(self) -> None:
         """SIGKILL the worker node's raylet and everything it started, as when a machine goes away."""
         self.cluster.remove_node(self.worker, allow_graceful=False)
-
-    @property
-    def client(self):
-        from ray.job_submission import JobSubmissionClient
-
-        return JobSubmissionClient(self.address)
 
     def submit(self, out_dir: Path, tiny_dir: Path, steps: int, *overrides: str) -> str:
         """The recipe with RAY_ADDRESS set, as a user submits it; returns the job's submission id."""
