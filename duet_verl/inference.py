@@ -4,7 +4,9 @@ training, so a pair is evaluated (``duet_verl.evaluate``) exactly as it was trai
 
 ``DuetPipeline`` holds one generator per model (``duet_verl.evaluate.backends``: transformers or vLLM). Its two
 stages are also functions, ``think`` and ``answer``, for callers that hold M's response already: evaluation
-shares one M response between its ``large`` and ``duet`` modes and loads each model only when needed.
+shares one M response between its ``large`` and ``duet`` modes and loads each model only when needed. Their
+per-request pieces (``chat_prompt``, ``large_output``, ``small_prompt``, ``small_output``) are what the server
+(``duet_verl.serve``) chains, one request at a time.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from duet_verl.core import extract_signal, render_small_prompt, thinking_token_count
+from duet_verl.core import Signal, SmallPrompt, extract_signal, render_small_prompt, thinking_token_count
 
 CONCISE_INSTRUCTION = (
     "Note that you should keep the reasoning concise: include only essential reasoning steps and avoid "
@@ -76,15 +78,49 @@ def think_end_id(tokenizer) -> int:
     return token_id if token_id != tokenizer.unk_token_id else -1
 
 
-def generate(generator, prompts: list[list[int]], sampling: Sampling, seeds: list[int]) -> tuple[list, float]:
+def generate(
+    generator, prompts: list[list[int]], sampling: Sampling, seeds: list[int], stop_ids: tuple[int, ...] = ()
+) -> tuple[list, float]:
     """``generator``'s outputs for ``prompts`` and the seconds per prompt of the batch."""
     if not prompts:
         return [], 0.0
     start = time.perf_counter()
     outputs = generator.generate(
-        prompts, sampling.max_new_tokens, sampling.temperature, sampling.top_p, sampling.top_k, seeds
+        prompts, sampling.max_new_tokens, sampling.temperature, sampling.top_p, sampling.top_k, seeds, stop_ids
     )
     return outputs, (time.perf_counter() - start) / len(prompts)
+
+
+def large_output(generation, seconds: float, end_id: int) -> LargeOutput:
+    """M's ``generation`` (``backends.Generation``) as a ``LargeOutput``; ``end_id`` is ``think_end_id``'s."""
+    return LargeOutput(
+        text=generation.text,
+        tokens=len(generation.token_ids),
+        thinking_tokens=thinking_token_count(generation.token_ids, end_id),
+        seconds=seconds,
+    )
+
+
+def small_prompt(
+    tokenizer, template: str, question: str, large_text: str, max_prompt_tokens: int | None = None
+) -> tuple[Signal, SmallPrompt]:
+    """The signal in M's response ``large_text`` and m's prompt built from it and the question: the prompt m was
+    trained on (``duet.small_prompt_template``), the signal shortened from its start when it does not fit."""
+    signal = extract_signal(large_text)
+    return signal, render_small_prompt(tokenizer, template, question, signal.text, max_prompt_tokens)
+
+
+def small_output(signal: Signal, prompt: SmallPrompt, generation, seconds: float) -> SmallOutput:
+    """m's ``generation`` for ``prompt`` as a ``SmallOutput``."""
+    return SmallOutput(
+        signal=signal.text,
+        signal_case=signal.case.value,
+        prompt_tokens=len(prompt.token_ids),
+        signal_tokens_cut=prompt.signal_tokens_cut,
+        text=generation.text,
+        tokens=len(generation.token_ids),
+        seconds=seconds,
+    )
 
 
 def think(
@@ -94,15 +130,7 @@ def think(
     prompts = [chat_prompt(tokenizer, m, thinking=True, concise=concise) for m in messages]
     outputs, seconds = generate(generator, prompts, sampling, seeds)
     end_id = think_end_id(tokenizer)
-    return [
-        LargeOutput(
-            text=out.text,
-            tokens=len(out.token_ids),
-            thinking_tokens=thinking_token_count(out.token_ids, end_id),
-            seconds=seconds,
-        )
-        for out in outputs
-    ]
+    return [large_output(out, seconds, end_id) for out in outputs]
 
 
 def answer(
@@ -115,26 +143,13 @@ def answer(
     template: str = "paper",
     max_prompt_tokens: int | None = None,
 ) -> list[SmallOutput]:
-    """m's answers, each from its question and the signal in M's response (stage 2): the prompt m was trained on
-    (``duet.small_prompt_template``), the signal shortened from its start when it does not fit."""
-    signals = [extract_signal(text) for text in large_texts]
-    prompts = [
-        render_small_prompt(tokenizer, template, question, signal.text, max_prompt_tokens)
-        for question, signal in zip(questions, signals, strict=True)
+    """m's answers, each from its question and the signal in M's response (stage 2, ``small_prompt``)."""
+    built = [
+        small_prompt(tokenizer, template, question, text, max_prompt_tokens)
+        for question, text in zip(questions, large_texts, strict=True)
     ]
-    outputs, seconds = generate(generator, [p.token_ids for p in prompts], sampling, seeds)
-    return [
-        SmallOutput(
-            signal=signal.text,
-            signal_case=signal.case.value,
-            prompt_tokens=len(prompt.token_ids),
-            signal_tokens_cut=prompt.signal_tokens_cut,
-            text=out.text,
-            tokens=len(out.token_ids),
-            seconds=seconds,
-        )
-        for signal, prompt, out in zip(signals, prompts, outputs, strict=True)
-    ]
+    outputs, seconds = generate(generator, [prompt.token_ids for _, prompt in built], sampling, seeds)
+    return [small_output(signal, prompt, out, seconds) for (signal, prompt), out in zip(built, outputs, strict=True)]
 
 
 @dataclass

@@ -28,8 +28,10 @@ class Generator(Protocol):
         top_p: float,
         top_k: int,
         seeds: list[int],
+        stop_ids: tuple[int, ...] = (),
     ) -> list[Generation]:
-        """One generation per prompt; ``temperature == 0`` means greedy. ``seeds[i]`` seeds prompt i's sampling."""
+        """One generation per prompt; ``temperature == 0`` means greedy. ``seeds[i]`` seeds prompt i's sampling.
+        Generation stops at the model's end-of-sequence ids and at ``stop_ids`` (kept in the output)."""
         ...
 
     def close(self) -> None:
@@ -102,14 +104,15 @@ class HFGenerator:
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.stop_ids))
 
-    def generate(self, prompts_token_ids, max_new_tokens, temperature, top_p, top_k, seeds):
+    def generate(self, prompts_token_ids, max_new_tokens, temperature, top_p, top_k, seeds, stop_ids=()):
         results: list[Generation] = []
+        stops = self.stop_ids | set(stop_ids)
         for start in range(0, len(prompts_token_ids), self.batch_size):
             batch = prompts_token_ids[start : start + self.batch_size]
-            results += self._generate_batch(batch, max_new_tokens, temperature, top_p, top_k, seeds[start:])
+            results += self._generate_batch(batch, max_new_tokens, temperature, top_p, top_k, seeds[start:], stops)
         return results
 
-    def _generate_batch(self, batch, max_new_tokens, temperature, top_p, top_k, seeds):
+    def _generate_batch(self, batch, max_new_tokens, temperature, top_p, top_k, seeds, stops):
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
@@ -117,7 +120,7 @@ class HFGenerator:
         input_ids = torch.tensor([[self.pad_id] * (width - len(ids)) + list(ids) for ids in batch])
         attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch])
         config = GenerationConfig(
-            max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=sorted(self.stop_ids), pad_token_id=self.pad_id
+            max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=sorted(stops), pad_token_id=self.pad_id
         )
         processors = LogitsProcessorList()
         if temperature > 0:
@@ -131,7 +134,7 @@ class HFGenerator:
             )
         generations = []
         for row in output[:, width:].tolist():
-            ids = _cut_at_stop(row, self.stop_ids)
+            ids = _cut_at_stop(row, stops)
             generations.append(Generation(ids, self.tokenizer.decode(ids, skip_special_tokens=True)))
         return generations
 
@@ -176,7 +179,7 @@ class VLLMGenerator:
             **on_cpu,
         )
 
-    def generate(self, prompts_token_ids, max_new_tokens, temperature, top_p, top_k, seeds):
+    def generate(self, prompts_token_ids, max_new_tokens, temperature, top_p, top_k, seeds, stop_ids=()):
         from vllm import SamplingParams
 
         greedy = temperature <= 0
@@ -188,6 +191,7 @@ class VLLMGenerator:
                 top_p=1.0 if greedy else top_p,
                 top_k=-1 if greedy or not top_k else top_k,
                 seed=int(seed) % (2**31),
+                stop_token_ids=list(stop_ids),
                 skip_special_tokens=True,
             )
             for seed in seeds

@@ -174,7 +174,7 @@ class ScriptedGenerator:
     def __init__(self, answer_for_seed=lambda seed: "7"):
         self.prompts, self.answer_for_seed = 0, answer_for_seed
 
-    def generate(self, prompts_token_ids, max_new_tokens, temperature, top_p, top_k, seeds):
+    def generate(self, prompts_token_ids, max_new_tokens, temperature, top_p, top_k, seeds, stop_ids=()):
         self.prompts += len(prompts_token_ids)
         return [Generation([1, 2, 3, 4], f"<think>x</think>\\boxed{{{self.answer_for_seed(s)}}}") for s in seeds]
 
