@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import sys
 
+from data_prep.common import MATH_INSTRUCTION
 from duet_verl.core import TEMPLATES
 from duet_verl.inference import Sampling
 
@@ -39,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--small-template", choices=[t for t in TEMPLATES if t != "baseline"], default="paper")
     parser.add_argument("--small-max-prompt-tokens", type=int, help="cut the signal's start to fit (default: no cut)")
     parser.add_argument("--max-prompt-tokens", type=int, default=4096, help="M's prompt budget (longer: a 400)")
+    parser.add_argument(
+        "--large-instruction",
+        default=MATH_INSTRUCTION,
+        help="appended to the question for M, as in training (default: data_prep's math instruction); m reads "
+        "the question without it. Pass '' when clients send M's full prompt themselves",
+    )
     parser.add_argument("--max-batch", type=int, default=32, help="in-process models: requests per generate call")
     parser.add_argument("--device", help="hf backend: torch device (default: cuda if available, else cpu)")
     parser.add_argument("--large-gpu-memory", type=float, default=0.6, help="vllm backend: M's memory fraction")
@@ -104,6 +111,7 @@ async def build_service(args):
         small_template=args.small_template,
         max_prompt_tokens=args.max_prompt_tokens,
         small_max_prompt_tokens=args.small_max_prompt_tokens,
+        large_instruction=args.large_instruction,
     )
 
 

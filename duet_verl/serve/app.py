@@ -45,6 +45,7 @@ class DuetService:
     small_template: str = "paper"
     max_prompt_tokens: int = 4096  # M's prompt budget: a longer conversation is refused with a 400
     small_max_prompt_tokens: int | None = None  # m's prompt budget: the signal's start is cut to fit
+    large_instruction: str = ""  # appended to the last user message for M, as data_prep's files do; m reads it bare
 
     def __post_init__(self):
         self.think_end = think_end_id(self.large_tokenizer)
@@ -58,7 +59,10 @@ class DuetService:
         return request.seed if request.seed is not None else self._requests
 
     def _large_prompt(self, request: ChatRequest) -> list[int]:
-        prompt = chat_prompt(self.large_tokenizer, request.messages, thinking=True)
+        messages = [dict(message) for message in request.messages]
+        last_user = max(i for i, message in enumerate(messages) if message["role"] == "user")
+        messages[last_user]["content"] += self.large_instruction
+        prompt = chat_prompt(self.large_tokenizer, messages, thinking=True)
         if len(prompt) > self.max_prompt_tokens:
             raise RequestError(
                 f"the conversation is {len(prompt)} tokens; this server takes at most {self.max_prompt_tokens} "

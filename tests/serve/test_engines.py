@@ -94,3 +94,12 @@ def test_a_dead_large_model_fails_a_stream_before_it_starts(service):
 
     reply = asyncio.run(in_app(service, work))
     assert reply.status_code == 503 and "large model's engine failed" in reply.json()["error"]["message"]
+
+
+def test_a_stop_id_ends_generation_and_is_kept(tiny_assets):
+    """How the server stops M at ``</think>``: generation ends at the first stop id, which stays in the output."""
+    generator = HFGenerator(str(tiny_assets["large"]))
+    [whole] = generator.generate([[10, 20, 30]], 8, 0.0, 1.0, 0, [0])
+    stop = next(token for i, token in enumerate(whole.token_ids) if i >= 2 and token not in whole.token_ids[:i])
+    [stopped] = generator.generate([[10, 20, 30]], 8, 0.0, 1.0, 0, [0], (stop,))
+    assert stopped.token_ids == whole.token_ids[: whole.token_ids.index(stop) + 1]

@@ -32,9 +32,10 @@ def test_request_fields_shape_ms_sampling_within_the_servers_budget():
     assert request.sampling == Sampling(max_new_tokens=10, temperature=0.7, top_p=0.9)
     assert (request.seed, request.stream, request.include_usage) == (3, True, True)
     assert parse(max_completion_tokens=5, max_tokens=9).sampling.max_new_tokens == 5
-    assert parse(messages=[{"role": "developer", "content": "x"}, {"role": "user", "content": "q"}]).messages[0][
-        "role"
-    ] == "system"
+    assert (
+        parse(messages=[{"role": "developer", "content": "x"}, {"role": "user", "content": "q"}]).messages[0]["role"]
+        == "system"
+    )
 
 
 @pytest.mark.parametrize(
@@ -78,8 +79,9 @@ def test_a_body_that_is_not_an_object_is_refused():
 
 OUTPUT = DuetOutput(
     large=LargeOutput(text="<think>add</think>", tokens=7, thinking_tokens=6, seconds=0.1),
-    small=SmallOutput(signal="add", signal_case="think_block", prompt_tokens=20, signal_tokens_cut=0, text="5",
-                      tokens=64, seconds=0.1),  # fmt: skip
+    small=SmallOutput(
+        signal="add", signal_case="think_block", prompt_tokens=20, signal_tokens_cut=0, text="5", tokens=64, seconds=0.1
+    ),  # fmt: skip
 )
 
 

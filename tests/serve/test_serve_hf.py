@@ -9,6 +9,7 @@ import sys
 import openai
 import pytest
 
+from data_prep.common import MATH_INSTRUCTION
 from duet_verl.core import render_small_prompt
 from duet_verl.evaluate.backends import HFGenerator
 from duet_verl.inference import DuetPipeline, Sampling, chat_prompt
@@ -46,9 +47,11 @@ def ask(client, question: str, seed: int, **fields):
 
 
 def assert_chain_counts(tokenizer, question: str, reasoning: str, usage: dict) -> None:
-    """The usage a response reports is that of its own question: M's prompt is the question's, m's holds the
-    question and the signal returned beside the answer."""
-    assert usage["large"]["prompt_tokens"] == len(chat_prompt(tokenizer, messages(question), thinking=True))
+    """The usage a response reports is that of its own question: M's prompt is the question with the server's
+    instruction (as data_prep's files give it in training), m's holds the bare question and the signal returned
+    beside the answer."""
+    large_prompt = chat_prompt(tokenizer, messages(question + MATH_INSTRUCTION), thinking=True)
+    assert usage["large"]["prompt_tokens"] == len(large_prompt)
     small_prompt = render_small_prompt(tokenizer, "paper", question, reasoning)
     assert usage["small"]["prompt_tokens"] == len(small_prompt.token_ids)
     assert usage["completion_tokens"] == usage["large"]["completion_tokens"] + usage["small"]["completion_tokens"]
@@ -58,7 +61,8 @@ def assert_chain_counts(tokenizer, question: str, reasoning: str, usage: dict) -
 
 def test_the_served_answer_is_the_pipelines(client, tiny_assets, tiny_tokenizer):
     """One request through the server equals the same request through ``DuetPipeline`` (same seeds): the server
-    runs the chain that evaluation runs. M stops at ``</think>`` when served, which leaves the signal as it is."""
+    runs the chain that evaluation runs, on prompts built as data_prep builds them for training. M stops at
+    ``</think>`` when served, which leaves the signal as it is."""
     question = "What is 12 + 30?"
     response = ask(client, question, seed=7)
     message = response.choices[0].message
@@ -66,7 +70,7 @@ def test_the_served_answer_is_the_pipelines(client, tiny_assets, tiny_tokenizer)
 
     large, small = HFGenerator(str(tiny_assets["large"])), HFGenerator(str(tiny_assets["small"]))
     pipeline = DuetPipeline(large, small, tiny_tokenizer, tiny_tokenizer, LARGE, SMALL)
-    [expected] = pipeline.run([question], [messages(question)], large_seeds=[7], small_seeds=[7])
+    [expected] = pipeline.run([question], [messages(question + MATH_INSTRUCTION)], large_seeds=[7], small_seeds=[7])
     assert message.content == expected.answer
     assert message.model_extra["reasoning_content"] == expected.small.signal
     usage = response.usage.model_dump()
