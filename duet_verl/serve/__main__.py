@@ -13,6 +13,7 @@ import sys
 
 from data_prep.common import MATH_INSTRUCTION
 from duet_verl.core import TEMPLATES
+from duet_verl.evaluate.runner import EvalInputError, check_model
 from duet_verl.inference import Sampling
 
 
@@ -66,9 +67,15 @@ def check_args(args) -> None:
             raise SystemExit(f"--{flag.replace('_', '-')} must be ≥ 1, got {getattr(args, flag)}")
     if args.small_max_prompt_tokens is not None and args.small_max_prompt_tokens < 1:
         raise SystemExit(f"--small-max-prompt-tokens must be ≥ 1, got {args.small_max_prompt_tokens}")
-    for role in ("large", "small"):
-        if getattr(args, f"{role}_tokenizer") and not is_url(getattr(args, role)):
+    for role, name in (("large", "M"), ("small", "m")):
+        model = getattr(args, role)
+        if getattr(args, f"{role}_tokenizer") and not is_url(model):
             raise SystemExit(f"--{role}-tokenizer is for an engine URL; --{role} is a model, whose tokenizer is used")
+        if not is_url(model):
+            try:
+                check_model(model, name, f"--{role}")
+            except EvalInputError as error:
+                raise SystemExit(f"error: {error}") from error
 
 
 async def make_engine(args, role: str):

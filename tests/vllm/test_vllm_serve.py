@@ -29,10 +29,11 @@ def vllm_serve(model, name: str, log) -> ServerProcess:
         "--host", "127.0.0.1", "--served-model-name", name, "--dtype", "float32", "--enforce-eager",
         "--max-model-len", "1024", "--kv-cache-memory-bytes", "256M",
     ]  # fmt: skip
-    # A 256 MB KV cache each (VLLM_CPU_KVCACHE_SPACE, whole GiB only, would override it), threads not pinned to
-    # cores: two engines share this machine's two cores.
+    # A 256 MB KV cache each (VLLM_CPU_KVCACHE_SPACE, whole GiB only, would override it), and one thread each not
+    # pinned to a core: two engines share this machine's two cores (docs/serving.md, on thread contention).
     env = {k: v for k, v in os.environ.items() if k != "VLLM_CPU_KVCACHE_SPACE"}
-    env |= {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+    env |= {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+            "VLLM_NO_USAGE_STATS": "1"}  # fmt: skip
     return ServerProcess(command, port, log, env, timeout_s=400)
 
 
