@@ -26,7 +26,15 @@ from duet_verl.inference import (
     think_end_id,
 )
 from duet_verl.serve.engines import Engine, EngineError
-from duet_verl.serve.protocol import ChatRequest, Reply, RequestError, finish_reason, parse_chat_request, sse
+from duet_verl.serve.protocol import (
+    ChatRequest,
+    Reply,
+    RequestError,
+    finish_reason,
+    parse_chat_request,
+    reasoning,
+    sse,
+)
 
 logger = logging.getLogger("duet_verl.serve")
 
@@ -176,10 +184,11 @@ def build_app(service: DuetService):
 
 
 async def _sse(reply: Reply, request: ChatRequest, first, events) -> AsyncIterator[str]:
-    """The stream's events: the role, M's signal as ``reasoning_content``, m's answer as ``content`` deltas, the
-    finish reason, the usage if asked, ``[DONE]``. An engine failure mid-stream is an error event."""
+    """The stream's events: the role, M's signal as ``reasoning_content`` (and ``reasoning``), m's answer as
+    ``content`` deltas, the finish reason, the usage if asked, ``[DONE]``. An engine failure mid-stream is an error
+    event."""
     yield sse(reply.chunk({"role": "assistant", "content": ""}))
-    yield sse(reply.chunk({"reasoning_content": first[1]}))
+    yield sse(reply.chunk(reasoning(first[1])))
     try:
         async for kind, value in events:
             if kind == "content":

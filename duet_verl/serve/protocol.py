@@ -1,7 +1,8 @@
 """The OpenAI chat-completions wire format for a DUET pair: request checks, response and stream bodies, errors.
 
 Pure (no server or model imports), so every rule here is unit-tested in milliseconds. The answer is m's;
-M's signal is ``reasoning_content`` (the field vLLM's reasoning parsers fill for Qwen3); ``usage`` holds the
+M's signal is ``reasoning_content``, the field vLLM's reasoning parsers fill for Qwen3, and also ``reasoning``,
+the name newer vLLM releases use for it (both carry the same text); ``usage`` holds the
 standard totals over both models, M's thinking as ``completion_tokens_details.reasoning_tokens``, and each
 model's own counts under ``large`` and ``small``.
 """
@@ -144,6 +145,11 @@ def parse_chat_request(body, model: str, default_sampling: Sampling) -> ChatRequ
     )
 
 
+def reasoning(signal: str) -> dict:
+    """M's signal under both names clients read it by."""
+    return {"reasoning_content": signal, "reasoning": signal}
+
+
 def usage(output: DuetOutput, large_prompt_tokens: int) -> dict:
     """Both models' token counts: OpenAI's totals plus each model's own."""
     large, small = output.large, output.small
@@ -177,7 +183,7 @@ class Reply:
         self.id, self.created, self.model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model
 
     def completion(self, output: DuetOutput, request: ChatRequest, large_prompt_tokens: int) -> dict:
-        message = {"role": "assistant", "content": output.answer, "reasoning_content": output.small.signal}
+        message = {"role": "assistant", "content": output.answer} | reasoning(output.small.signal)
         return {
             "id": self.id,
             "object": "chat.completion",

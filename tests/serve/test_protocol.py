@@ -98,7 +98,7 @@ def test_the_answer_is_ms_and_the_signal_is_the_reasoning():
     body = reply.completion(OUTPUT, parse(), large_prompt_tokens=11)
     assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
     choice = body["choices"][0]
-    assert choice["message"] == {"role": "assistant", "content": "5", "reasoning_content": "add"}
+    assert choice["message"] == {"role": "assistant", "content": "5", "reasoning_content": "add", "reasoning": "add"}
     assert choice["finish_reason"] == "length"  # m used its whole budget of 64
     assert reply.completion(OUTPUT, parse(max_tokens=64), 11)["choices"][0]["finish_reason"] == "length"
     shorter = DuetOutput(OUTPUT.large, SmallOutput("add", "think_block", 20, 0, "5", 3, 0.1))

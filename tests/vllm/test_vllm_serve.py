@@ -1,5 +1,6 @@
-"""The production shape on CPU: two real ``vllm serve`` engines (M, m) and ``python -m duet_verl.serve`` routing
-between them, driven by the official ``openai`` client. Ends by killing m's engine."""
+"""``python -m duet_verl.serve`` on vLLM's CPU build, driven by the official ``openai`` client: first one box
+(both models in the server's process), then the production shape, two real ``vllm serve`` engines (M, m) with
+the server routing between them. Ends by killing m's engine."""
 
 from __future__ import annotations
 
@@ -35,6 +36,31 @@ def vllm_serve(model, name: str, log) -> ServerProcess:
     env |= {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
             "VLLM_NO_USAGE_STATS": "1"}  # fmt: skip
     return ServerProcess(command, port, log, env, timeout_s=400)
+
+
+def test_one_box_with_in_process_vllm(tiny_assets, tmp_path, tiny_tokenizer):
+    """``--backend vllm``: both models in the server's own process (vLLM's CPU build here, a GPU in use)."""
+    port = free_port()
+    env = os.environ | {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "duet_verl.serve", "--backend", "vllm", "--port", str(port),
+               "--large", str(tiny_assets["large"]), "--small", str(tiny_assets["small"]), "--max-model-len", "1024",
+               "--large-max-tokens", str(LARGE_MAX_TOKENS), "--small-max-tokens", str(SMALL_MAX_TOKENS)]  # fmt: skip
+    with ServerProcess(command, port, tmp_path / "one_box.log", env, timeout_s=400) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=300)
+        question = "What is 7 + 8?"
+        request = {"model": "duet", "messages": [{"role": "user", "content": question}], "seed": 4}
+        whole = client.chat.completions.create(**request)
+        chunks = list(client.chat.completions.create(**request, stream=True, stream_options={"include_usage": True}))
+    signal = whole.choices[0].message.model_extra["reasoning_content"]
+    usage = whole.usage.model_dump()
+    large_prompt = chat_prompt(tiny_tokenizer, [{"role": "user", "content": question + MATH_INSTRUCTION}], True)
+    assert usage["large"]["prompt_tokens"] == len(large_prompt)
+    assert usage["small"]["prompt_tokens"] == len(
+        render_small_prompt(tiny_tokenizer, "paper", question, signal).token_ids
+    )
+    assert 0 < usage["small"]["completion_tokens"] <= SMALL_MAX_TOKENS
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.choices[0].message.content
+    assert chunks[-1].usage.model_dump() == usage
 
 
 @pytest.fixture(scope="module")
