@@ -68,6 +68,17 @@ class DuetConfig:
         "response", 'Which M length the penalty counts: "response" (the whole response) or "thinking" (up to '
         "</think>).", "response",
     )  # fmt: skip
+    think_start: str = _key(
+        "<think>",
+        "M's start-of-thinking marker (Qwen3's); the signal is the text after it. A chat template may put it in "
+        "the prompt, so M's response need not show it.",
+    )
+    think_end: str = _key(
+        "</think>",
+        "M's end-of-thinking marker (Qwen3's); the signal ends before it and thinking lengths count up to it. "
+        "Kept when M's responses are decoded even if it is a special token; one token of M's vocabulary for "
+        'length_measure "thinking".',
+    )
     small_grouping: str = _key(
         "question",
         'm\'s GRPO groups: "question" (all n·k answers of a question) or "signal" (the k answers of one signal).',

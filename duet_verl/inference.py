@@ -14,7 +14,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from duet_verl.core import Signal, SmallPrompt, extract_signal, render_small_prompt, thinking_token_count
+from duet_verl.core import (
+    ResponseDecoder,
+    Signal,
+    SmallPrompt,
+    extract_signal,
+    marker_token_id,
+    render_small_prompt,
+    thinking_token_count,
+)
+from duet_verl.core.signal import THINK_END, THINK_START
+
+QWEN3_MARKERS = (THINK_START, THINK_END)  # M's thinking markers unless told otherwise (duet.think_start/think_end)
 
 CONCISE_INSTRUCTION = (
     "Note that you should keep the reasoning concise: include only essential reasoning steps and avoid "
@@ -72,10 +83,9 @@ def chat_prompt(tokenizer, messages: list[dict], thinking: bool, concise: bool =
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def think_end_id(tokenizer) -> int:
-    """The id of ``</think>`` in ``tokenizer``, or -1 when it has none."""
-    token_id = tokenizer.convert_tokens_to_ids("</think>")
-    return token_id if token_id != tokenizer.unk_token_id else -1
+def think_end_id(tokenizer, marker: str = THINK_END) -> int:
+    """The id of the end-of-thinking ``marker`` in ``tokenizer``, or -1 when it is not one token."""
+    return marker_token_id(tokenizer, marker)
 
 
 def generate(
@@ -91,22 +101,29 @@ def generate(
     return outputs, (time.perf_counter() - start) / len(prompts)
 
 
-def large_output(generation, seconds: float, end_id: int) -> LargeOutput:
-    """M's ``generation`` (``backends.Generation``) as a ``LargeOutput``; ``end_id`` is ``think_end_id``'s."""
+def large_output(generation, seconds: float, tokenizer, markers: tuple[str, str] = QWEN3_MARKERS) -> LargeOutput:
+    """M's ``generation`` (``backends.Generation``) as a ``LargeOutput``: its text decoded as training decodes M
+    (thinking markers kept, even special ones) and its thinking tokens counted up to ``markers[1]``."""
     return LargeOutput(
-        text=generation.text,
+        text=ResponseDecoder(tokenizer, markers).restore(generation.token_ids, generation.text),
         tokens=len(generation.token_ids),
-        thinking_tokens=thinking_token_count(generation.token_ids, end_id),
+        thinking_tokens=thinking_token_count(generation.token_ids, think_end_id(tokenizer, markers[1])),
         seconds=seconds,
     )
 
 
 def small_prompt(
-    tokenizer, template: str, question: str, large_text: str, max_prompt_tokens: int | None = None
+    tokenizer,
+    template: str,
+    question: str,
+    large_text: str,
+    max_prompt_tokens: int | None = None,
+    markers: tuple[str, str] = QWEN3_MARKERS,
 ) -> tuple[Signal, SmallPrompt]:
-    """The signal in M's response ``large_text`` and m's prompt built from it and the question: the prompt m was
-    trained on (``duet.small_prompt_template``), the signal shortened from its start when it does not fit."""
-    signal = extract_signal(large_text)
+    """The signal in M's response ``large_text`` (between M's thinking ``markers``) and m's prompt built from it
+    and the question: the prompt m was trained on (``duet.small_prompt_template``), the signal shortened from its
+    start when it does not fit."""
+    signal = extract_signal(large_text, *markers)
     return signal, render_small_prompt(tokenizer, template, question, signal.text, max_prompt_tokens)
 
 
@@ -124,13 +141,18 @@ def small_output(signal: Signal, prompt: SmallPrompt, generation, seconds: float
 
 
 def think(
-    generator, tokenizer, messages: list[list[dict]], sampling: Sampling, seeds: list[int], concise: bool = False
+    generator,
+    tokenizer,
+    messages: list[list[dict]],
+    sampling: Sampling,
+    seeds: list[int],
+    concise: bool = False,
+    markers: tuple[str, str] = QWEN3_MARKERS,
 ) -> list[LargeOutput]:
     """M's responses with thinking on, one per conversation (stage 1)."""
     prompts = [chat_prompt(tokenizer, m, thinking=True, concise=concise) for m in messages]
     outputs, seconds = generate(generator, prompts, sampling, seeds)
-    end_id = think_end_id(tokenizer)
-    return [large_output(out, seconds, end_id) for out in outputs]
+    return [large_output(out, seconds, tokenizer, markers) for out in outputs]
 
 
 def answer(
@@ -142,10 +164,11 @@ def answer(
     seeds: list[int],
     template: str = "paper",
     max_prompt_tokens: int | None = None,
+    markers: tuple[str, str] = QWEN3_MARKERS,
 ) -> list[SmallOutput]:
     """m's answers, each from its question and the signal in M's response (stage 2, ``small_prompt``)."""
     built = [
-        small_prompt(tokenizer, template, question, text, max_prompt_tokens)
+        small_prompt(tokenizer, template, question, text, max_prompt_tokens, markers)
         for question, text in zip(questions, large_texts, strict=True)
     ]
     outputs, seconds = generate(generator, [prompt.token_ids for _, prompt in built], sampling, seeds)
@@ -165,15 +188,18 @@ class DuetPipeline:
     small_sampling: Sampling
     small_template: str = "paper"
     small_max_prompt_tokens: int | None = None
+    markers: tuple[str, str] = QWEN3_MARKERS  # M's thinking markers
 
     def run(
         self, questions: list[str], messages: list[list[dict]], large_seeds: list[int], small_seeds: list[int]
     ) -> list[DuetOutput]:
         """``messages[i]`` is M's conversation for ``questions[i]`` (the question with its answer-format
         instruction); m reads the bare question beside the signal, as in training."""
-        large = think(self.large, self.large_tokenizer, messages, self.large_sampling, large_seeds)
+        large = think(
+            self.large, self.large_tokenizer, messages, self.large_sampling, large_seeds, markers=self.markers
+        )
         small = answer(
             self.small, self.small_tokenizer, questions, [out.text for out in large], self.small_sampling,
-            small_seeds, self.small_template, self.small_max_prompt_tokens,
+            small_seeds, self.small_template, self.small_max_prompt_tokens, self.markers,
         )  # fmt: skip
         return [DuetOutput(large=lo, small=so) for lo, so in zip(large, small, strict=True)]

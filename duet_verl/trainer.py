@@ -65,14 +65,16 @@ from duet_verl.checkpointing import (
 from duet_verl.core import (
     DuetRewards,
     LambdaSchedule,
+    ResponseDecoder,
     compute_duet_rewards,
     extract_signal,
+    marker_token_id,
     place_on_last_token,
     response_lengths,
     small_group_ids,
     thinking_lengths,
 )
-from duet_verl.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig
+from duet_verl.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig, DuetConfigError
 from duet_verl.rollout.naming import server_name_prefix
 
 
@@ -140,7 +142,14 @@ class DuetTrainer(RayPPOTrainer):
             clip_min=duet.lambda_clip_min,
             clip_max=duet.lambda_clip_max,
         )
-        self.think_end_id = self.tokenizer.convert_tokens_to_ids("</think>")
+        markers = (duet.think_start, duet.think_end)
+        self.think_end_id = marker_token_id(self.tokenizer, duet.think_end)
+        if self.think_end_id < 0 and duet.length_measure == "thinking":
+            raise DuetConfigError(
+                f"duet.length_measure=thinking counts M's tokens up to duet.think_end={duet.think_end!r}, which is "
+                "not one token of M's tokenizer: set duet.think_end to M's own end-of-thinking token"
+            )
+        self.large_decoder = ResponseDecoder(self.tokenizer, markers)  # M's responses, thinking markers kept
         self._awake: str | None = None
 
     # ------------------------------------------------------------------ workers
@@ -229,22 +238,24 @@ class DuetTrainer(RayPPOTrainer):
         large.batch["response_mask"] = compute_response_mask(large)
         large.non_tensor_batch["large_row"] = np.arange(len(large))
         large.non_tensor_batch["raw_prompt"] = gen_batch.non_tensor_batch["raw_prompt"]
-        large.non_tensor_batch["response_text"] = _object_array(self._response_texts(large, self.tokenizer))
+        large.non_tensor_batch["response_text"] = _object_array(self._response_texts(large, self.large_decoder))
         return large
 
     @staticmethod
-    def _response_texts(batch: DataProto, tokenizer) -> list[str]:
-        """Each row's valid response tokens as text (special tokens dropped; Qwen3's ``</think>`` is not one)."""
+    def _response_texts(batch: DataProto, decoder) -> list[str]:
+        """Each row's valid response tokens as text: ``decoder`` is m's tokenizer (special tokens dropped) or M's
+        ``ResponseDecoder`` (special tokens dropped but the thinking markers)."""
         responses, lengths = batch.batch["responses"].tolist(), batch.batch["response_mask"].sum(-1).tolist()
-        return tokenizer.batch_decode(
-            [ids[:length] for ids, length in zip(responses, lengths, strict=True)], skip_special_tokens=True
-        )
+        rows = [ids[:length] for ids, length in zip(responses, lengths, strict=True)]
+        if isinstance(decoder, ResponseDecoder):
+            return decoder.batch_decode(rows)
+        return decoder.batch_decode(rows, skip_special_tokens=True)
 
     # ------------------------------------------------------------------ building m's batch
-    @staticmethod
-    def _signals(large_batch: DataProto) -> list:
-        """Each M response's signal for m: its thinking (``core.signal.extract_signal``)."""
-        return [extract_signal(text) for text in large_batch.non_tensor_batch["response_text"]]
+    def _signals(self, large_batch: DataProto) -> list:
+        """Each M response's signal for m: its thinking (``core.signal.extract_signal``, M's markers)."""
+        start, end = self.duet.think_start, self.duet.think_end
+        return [extract_signal(text, start, end) for text in large_batch.non_tensor_batch["response_text"]]
 
     @staticmethod
     def _question(row_extra_info: dict, raw_prompt) -> str:

@@ -25,6 +25,13 @@ def tiny_tokenizer(tiny_assets):
 
 
 @pytest.fixture(scope="session")
+def llama_assets(tmp_path_factory) -> dict[str, Path]:
+    """The second family: a Llama-style tokenizer (other vocabulary, special thinking tags, its own chat template)
+    and tiny random Llama models "llama_large" and "llama_small", for heterogeneous pairs."""
+    return tiny.build_llama_pair(tmp_path_factory.mktemp("llama"))
+
+
+@pytest.fixture(scope="session")
 def dataset_fixtures() -> Path:
     """``tests/fixtures/datasets``: laid out as a ``--local-root`` (variants of some layouts under ``variants/``)."""
     return DATASET_FIXTURES

@@ -16,7 +16,14 @@ from duet_verl.core.rewards import (
     thinking_lengths,
 )
 from duet_verl.core.scoring import AnswerScore, last_boxed, register_scorer, score_answer, scorer_for
-from duet_verl.core.signal import Signal, SignalCase, extract_signal, thinking_token_count
+from duet_verl.core.signal import (
+    ResponseDecoder,
+    Signal,
+    SignalCase,
+    extract_signal,
+    marker_token_id,
+    thinking_token_count,
+)
 
 __all__ = [
     "GROUPINGS",
@@ -27,11 +34,13 @@ __all__ = [
     "AnswerScore",
     "DuetRewards",
     "LambdaSchedule",
+    "ResponseDecoder",
     "Signal",
     "SignalCase",
     "SmallPrompt",
     "compute_duet_rewards",
     "extract_signal",
+    "marker_token_id",
     "large_group_ids",
     "last_boxed",
     "place_on_last_token",

@@ -37,7 +37,7 @@ class Signal:
         return self.case in (SignalCase.THINK_BLOCK, SignalCase.CLOSE_ONLY)
 
 
-def extract_signal(response: str) -> Signal:
+def extract_signal(response: str, start_marker: str = THINK_START, end_marker: str = THINK_END) -> Signal:
     """Extract M's reasoning signal from its decoded response (see the module docstring for the rule).
 
     Cases, with ``a``, ``b`` any text:
@@ -50,20 +50,56 @@ def extract_signal(response: str) -> Signal:
     - ``"<think>a"`` → ``a`` (UNCLOSED): cut off while thinking; what M thought so far is the signal.
     - ``"a"`` → ``a`` (NO_THINK); ``""`` / whitespace → ``""`` (EMPTY).
 
-    The signal is stripped of surrounding whitespace.
+    The signal is stripped of surrounding whitespace. ``start_marker``/``end_marker`` replace ``<think>`` and
+    ``</think>`` for models that mark their thinking otherwise (``duet.think_start``/``duet.think_end``).
     """
     if not response.strip():
         return Signal("", SignalCase.EMPTY)
-    end = response.find(THINK_END)
+    end = response.find(end_marker)
     reasoning = response if end < 0 else response[:end]
-    start = reasoning.rfind(THINK_START)
+    start = reasoning.rfind(start_marker)
     if start >= 0:
-        reasoning = reasoning[start + len(THINK_START) :]
+        reasoning = reasoning[start + len(start_marker) :]
     if end >= 0:
         case = SignalCase.THINK_BLOCK if start >= 0 else SignalCase.CLOSE_ONLY
     else:
         case = SignalCase.UNCLOSED if start >= 0 else SignalCase.NO_THINK
     return Signal(reasoning.strip(), case)
+
+
+class ResponseDecoder:
+    """Decodes M's responses as ``skip_special_tokens=True`` does, except that the thinking markers stay.
+
+    Qwen3's ``<think>``/``</think>`` are ordinary added tokens and survive that decoding anyway; a model whose
+    markers are special tokens would otherwise hand over a response with no visible thinking block, and its whole
+    text (answer included) would become the signal.
+    """
+
+    def __init__(self, tokenizer, markers: Sequence[str] = (THINK_START, THINK_END)):
+        self.tokenizer = tokenizer
+        keep = {marker_token_id(tokenizer, marker) for marker in markers}
+        special = set(tokenizer.all_special_ids) | {
+            token_id for token_id, token in tokenizer.added_tokens_decoder.items() if token.special
+        }
+        self.dropped = frozenset(special - keep)
+        self.special_markers = frozenset(special & keep)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode([i for i in ids if i not in self.dropped], skip_special_tokens=False)
+
+    def restore(self, ids: Sequence[int], text: str) -> str:
+        """``text`` (``ids`` decoded with ``skip_special_tokens=True``) with the markers it lost: decoded again
+        only when ``ids`` hold a marker that is a special token, else ``text`` as it is."""
+        return self.decode(ids) if self.special_markers.intersection(ids) else text
+
+    def batch_decode(self, rows: Sequence[Sequence[int]]) -> list[str]:
+        return [self.decode(ids) for ids in rows]
+
+
+def marker_token_id(tokenizer, marker: str) -> int:
+    """The id of ``marker`` when it is one token of ``tokenizer``'s vocabulary, else -1."""
+    ids = tokenizer.encode(marker, add_special_tokens=False)
+    return ids[0] if len(ids) == 1 else -1
 
 
 def thinking_token_count(response_ids: Sequence[int], think_end_id: int) -> int:

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--small-max-tokens", type=int, default=2048)
     parser.add_argument("--small-temperature", type=float, default=0.0, help="default 0: greedy")
     parser.add_argument("--small-max-prompt-tokens", type=int, help="cut the signal's start to fit (default: no cut)")
+    parser.add_argument("--think-start", default="<think>", help="M's start-of-thinking marker (duet.think_start)")
+    parser.add_argument("--think-end", default="</think>", help="M's end-of-thinking marker (duet.think_end)")
     parser.add_argument("--chunk-size", type=int, help="questions per generation call (default: hf 8, vllm 1024)")
     parser.add_argument("--tp", type=int, default=1, help="vllm tensor parallel size of every engine")
     parser.add_argument(
@@ -85,6 +87,7 @@ def config_from_args(args) -> EvalConfig:
         large_sampling=Sampling(args.large_max_tokens, args.large_temperature, args.large_top_p, args.large_top_k),
         small_sampling=Sampling(args.small_max_tokens, args.small_temperature),
         small_max_prompt_tokens=args.small_max_prompt_tokens,
+        markers=(args.think_start, args.think_end),
         seeds=args.seeds,
         max_samples=args.max_samples,
         chunk_size=args.chunk_size or (8 if args.backend == "hf" else 1024),

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from duet_verl.core import score_answer, scorer_for
 from duet_verl.evaluate.metrics import MODES
-from duet_verl.inference import LargeOutput, Sampling, answer, chat_prompt, generate, think
+from duet_verl.inference import QWEN3_MARKERS, LargeOutput, Sampling, answer, chat_prompt, generate, think
 
 BASE_MODES = ("large", "concise")  # M alone: base M
 
@@ -51,6 +51,7 @@ class EvalConfig:
     large_sampling: Sampling = field(default_factory=lambda: Sampling(16384, 0.6, 0.95, 20))
     small_sampling: Sampling = field(default_factory=lambda: Sampling(2048, 0.0))
     small_max_prompt_tokens: int | None = None
+    markers: tuple[str, str] = QWEN3_MARKERS  # M's thinking markers (duet.think_start, duet.think_end)
     seeds: int = 1
     max_samples: int | None = None
     chunk_size: int = 64
@@ -338,8 +339,9 @@ def _thinking_responses(config, models: Models, store: RecordStore, missing, see
         return fields
     seeds = [sample_seed(seed, q.benchmark, q.row, "large") for q in to_generate]
     outputs = think(
-        models.generator(role), models.tokenizer(role), [q.messages for q in to_generate], config.large_sampling, seeds
-    )
+        models.generator(role), models.tokenizer(role), [q.messages for q in to_generate], config.large_sampling, seeds,
+        markers=config.markers,
+    )  # fmt: skip
     for q, output in zip(to_generate, outputs, strict=True):
         fields[q.row] = _large_fields(output, models, role)
     return fields
@@ -370,7 +372,7 @@ def run_chunk(
             models.generator("small"), models.tokenizer("small"), [q.question for q in duet],
             [record["large_text"] for record in records], config.small_sampling,
             [sample_seed(seed, q.benchmark, q.row, "duet") for q in duet],
-            config.small_template, config.small_max_prompt_tokens,
+            config.small_template, config.small_max_prompt_tokens, config.markers,
         )  # fmt: skip
         for q, record, output in zip(duet, records, outputs, strict=True):
             record.update(
@@ -390,8 +392,9 @@ def run_chunk(
         seeds = [sample_seed(seed, q.benchmark, q.row, "concise") for q in concise]
         messages = [q.messages for q in concise]
         outputs = think(
-            models.generator("base"), models.tokenizer("base"), messages, config.large_sampling, seeds, concise=True
-        )
+            models.generator("base"), models.tokenizer("base"), messages, config.large_sampling, seeds, concise=True,
+            markers=config.markers,
+        )  # fmt: skip
         for q, output in zip(concise, outputs, strict=True):
             record = _base_record(q, "concise", seed) | _large_fields(output, models, "base")
             store.add(_scored(record, q, output.text))

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from duet_verl.inference import (
+    QWEN3_MARKERS,
     DuetOutput,
     Sampling,
     chat_prompt,
@@ -54,9 +55,10 @@ class DuetService:
     max_prompt_tokens: int = 4096  # M's prompt budget: a longer conversation is refused with a 400
     small_max_prompt_tokens: int | None = None  # m's prompt budget: the signal's start is cut to fit
     large_instruction: str = ""  # appended to the last user message for M, as data_prep's files do; m reads it bare
+    markers: tuple[str, str] = QWEN3_MARKERS  # M's thinking markers (duet.think_start, duet.think_end)
 
     def __post_init__(self):
-        self.think_end = think_end_id(self.large_tokenizer)
+        self.think_end = think_end_id(self.large_tokenizer, self.markers[1])
         self._requests = 0
 
     def parse(self, body) -> ChatRequest:
@@ -83,13 +85,14 @@ class DuetService:
         start = time.perf_counter()
         stop = (self.think_end,) if self.think_end >= 0 else ()
         generation = await self.large.generate(prompt, self.large_sampling, seed, stop)
-        return large_output(generation, time.perf_counter() - start, self.think_end)
+        return large_output(generation, time.perf_counter() - start, self.large_tokenizer, self.markers)
 
     def _small_prompt(self, request: ChatRequest, large_text: str):
         try:
             return small_prompt(
-                self.small_tokenizer, self.small_template, request.question, large_text, self.small_max_prompt_tokens
-            )
+                self.small_tokenizer, self.small_template, request.question, large_text,
+                self.small_max_prompt_tokens, self.markers,
+            )  # fmt: skip
         except ValueError as error:  # the question alone is over m's prompt budget
             raise RequestError(str(error), "messages", 400, "context_length_exceeded") from error
 

@@ -100,6 +100,75 @@ def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024, corpus: Iterabl
     return hf
 
 
+# A second family for heterogeneous pairs: Llama-3-style special tokens, its own chat template, and thinking tags
+# that are *special* tokens (dropped by skip_special_tokens decoding, unlike Qwen3's).
+LLAMA_SPECIAL_TOKENS = (
+    "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+    "<think>", "</think>",
+)  # fmt: skip
+LLAMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n"
+    "{{ message['content'] | trim }}<|eot_id|>{% endfor %}{% if add_generation_prompt %}"
+    "<|start_header_id|>assistant<|end_header_id|>\n\n{% if enable_thinking is defined and not enable_thinking %}"
+    "<think>\n\n</think>\n\n{% else %}<think>\n{% endif %}{% endif %}"
+)
+
+
+def build_llama_tokenizer(out_dir: str | Path, vocab_size: int = 768):
+    """A byte-level BPE of another size and corpus with Llama-3-style special tokens and chat template; its
+    template opens ``<think>`` in the prompt when thinking is on, so M's response holds only ``</think>``."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tok.train_from_iterator(_corpus(num_lines=2000, seed=1), trainer=trainer)
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>", pad_token="<|end_of_text|>"
+    )
+    hf.add_tokens([AddedToken(t, special=True, normalized=False) for t in LLAMA_SPECIAL_TOKENS])
+    hf.chat_template = LLAMA_CHAT_TEMPLATE
+    hf.model_max_length = 131072
+    hf.save_pretrained(str(out_dir))
+    return hf
+
+
+def build_llama_model(out_dir: str | Path, tokenizer, size: str | TinyModelSpec = "large", seed: int = 0) -> Path:
+    """A randomly initialised tiny Llama with the Llama-style tokenizer beside it (``build_model``'s shapes)."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    spec = size if isinstance(size, TinyModelSpec) else MODEL_SPECS[size]
+    eos = tokenizer.convert_tokens_to_ids("<|eot_id|>")
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads,
+        head_dim=spec.head_dim,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=eos,
+        pad_token_id=tokenizer.pad_token_id,
+        torch_dtype="float32",
+    )
+    torch.manual_seed(seed)
+    out = Path(out_dir)
+    LlamaForCausalLM(config).save_pretrained(str(out))
+    GenerationConfig(
+        eos_token_id=eos, pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id
+    ).save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
 def build_model(out_dir: str | Path, tokenizer, size: str | TinyModelSpec = "large", seed: int = 0) -> Path:
     """Save a randomly initialised tiny Qwen3 (``size``: a MODEL_SPECS key or a spec) with the tokenizer beside it."""
     import torch
@@ -182,6 +251,18 @@ def build_all(out_dir: str | Path) -> dict[str, Path]:
     paths = {size: build_model(out / f"model_{size}", tokenizer, size, seed=i) for i, size in enumerate(MODEL_SPECS)}
     paths["tokenizer"] = out / "tokenizer"
     paths.update(build_dataset(out / "data"))
+    return paths
+
+
+def build_llama_pair(out_dir: str | Path) -> dict[str, Path]:
+    """The Llama-style family's tokenizer and both tiny models under ``out_dir`` (heterogeneous pairs)."""
+    out = Path(out_dir)
+    tokenizer = build_llama_tokenizer(out / "llama_tokenizer")
+    paths = {
+        f"llama_{size}": build_llama_model(out / f"llama_{size}", tokenizer, size, seed=10 + i)
+        for i, size in enumerate(MODEL_SPECS)
+    }
+    paths["llama_tokenizer"] = out / "llama_tokenizer"
     return paths
 
 

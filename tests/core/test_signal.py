@@ -1,6 +1,6 @@
 import pytest
 
-from duet_verl.core import SignalCase, extract_signal, thinking_token_count
+from duet_verl.core import ResponseDecoder, SignalCase, extract_signal, marker_token_id, thinking_token_count
 
 
 @pytest.mark.parametrize(
@@ -76,3 +76,33 @@ END = 99
 )
 def test_thinking_token_count(ids, count):
     assert thinking_token_count(ids, END) == count
+
+
+def test_other_thinking_markers():
+    response = "<|begin_of_thought|>add them<|end_of_thought|>\\boxed{5}"
+    signal = extract_signal(response, "<|begin_of_thought|>", "<|end_of_thought|>")
+    assert (signal.text, signal.case) == ("add them", SignalCase.THINK_BLOCK)
+    assert extract_signal(response).case == SignalCase.NO_THINK  # Qwen3's markers are not in it
+
+
+def test_special_thinking_markers_survive_decoding(llama_assets, tiny_tokenizer):
+    """A Llama-style M whose ``</think>`` is a special token: plain ``skip_special_tokens`` decoding loses it (and
+    the whole response would become the signal); ``ResponseDecoder`` keeps the markers and drops the rest."""
+    from transformers import AutoTokenizer
+
+    llama = AutoTokenizer.from_pretrained(str(llama_assets["llama_tokenizer"]))
+    ids = llama("add them</think> \\boxed{5}<|eot_id|>", add_special_tokens=False)["input_ids"]
+    assert "</think>" not in llama.decode(ids, skip_special_tokens=True)
+    decoder = ResponseDecoder(llama)
+    text = decoder.decode(ids)
+    assert "</think>" in text and "<|eot_id|>" not in text
+    assert extract_signal(text).text == "add them"
+    assert decoder.restore(ids, llama.decode(ids, skip_special_tokens=True)) == text
+    end = marker_token_id(llama, "</think>")
+    assert end >= 0 and thinking_token_count(ids, end) == ids.index(end) + 1
+    assert marker_token_id(llama, "not one token") == -1
+    # Qwen3's markers are ordinary tokens: the decoder changes nothing there.
+    qwen_ids = tiny_tokenizer("<think>add</think>5<|im_end|>", add_special_tokens=False)["input_ids"]
+    plain = tiny_tokenizer.decode(qwen_ids, skip_special_tokens=True)
+    assert ResponseDecoder(tiny_tokenizer).decode(qwen_ids) == plain
+    assert ResponseDecoder(tiny_tokenizer).restore(qwen_ids, "as given") == "as given"

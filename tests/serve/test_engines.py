@@ -103,3 +103,34 @@ def test_a_stop_id_ends_generation_and_is_kept(tiny_assets):
     stop = next(token for i, token in enumerate(whole.token_ids) if i >= 2 and token not in whole.token_ids[:i])
     [stopped] = generator.generate([[10, 20, 30]], 8, 0.0, 1.0, 0, [0], (stop,))
     assert stopped.token_ids == whole.token_ids[: whole.token_ids.index(stop) + 1]
+
+
+def test_a_heterogeneous_pair_is_served(llama_assets, tiny_assets, tiny_tokenizer):
+    """M from the Llama-style family (its own tokenizer, special thinking tags), m a Qwen3: each prompt is
+    rendered with its own model's tokenizer, and M is stopped at its own ``</think>``."""
+    from duet_verl.core import render_small_prompt
+    from duet_verl.inference import chat_prompt
+
+    large = HFGenerator(str(llama_assets["llama_large"]))
+    service = DuetService(
+        large=LocalEngine("large", large),
+        small=LocalEngine("small", HFGenerator(str(tiny_assets["small"]))),
+        large_tokenizer=large.tokenizer,
+        small_tokenizer=tiny_tokenizer,
+        large_sampling=Sampling(max_new_tokens=24, temperature=0.6, top_p=0.95, top_k=20),
+        small_sampling=Sampling(max_new_tokens=8, temperature=0.0),
+    )
+    assert service.think_end == large.tokenizer.convert_tokens_to_ids("</think>") != -1
+
+    async def work(client):
+        return await post(client, "What is 3 + 4?", seed=5)
+
+    reply = asyncio.run(in_app(service, work))
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    usage, signal = body["usage"], body["choices"][0]["message"]["reasoning_content"]
+    messages = [{"role": "user", "content": "What is 3 + 4?"}]
+    assert usage["large"]["prompt_tokens"] == len(chat_prompt(large.tokenizer, messages, thinking=True))
+    small_prompt = render_small_prompt(tiny_tokenizer, "paper", "What is 3 + 4?", signal)
+    assert usage["small"]["prompt_tokens"] == len(small_prompt.token_ids)
+    assert "<|eot_id|>" not in signal and "<|begin_of_text|>" not in signal
