@@ -163,6 +163,15 @@ def validate(config: DictConfig, duet: DuetConfig) -> None:
             f"by the number of GPUs (trainer.n_gpus_per_node x trainer.nnodes = {world})",
             problems,
         )
+    for block in ("actor_rollout_ref", SMALL_BLOCK):
+        for part in ("actor", "ref"):
+            strategy = config[block][part].strategy
+            _require(
+                strategy in ("fsdp", "fsdp2"),
+                f"{block}.{part}.strategy={strategy!r}: DUET trains both models with FSDP (fsdp or fsdp2); "
+                "Megatron is not supported (docs/gpus.md#megatron-and-other-engines says why)",
+                problems,
+            )
     _check_rollout_engines(config, problems)
     if problems:
         raise DuetConfigError("invalid DUET config:\n- " + "\n- ".join(problems))

@@ -68,6 +68,8 @@ def test_each_model_gets_its_own_resolved_view():
         ("small_actor_rollout_ref.model.path=null", "small_actor_rollout_ref.model.path"),
         ("actor_rollout_ref.rollout.checkpoint_engine.backend=nccl", "actor_rollout_ref.rollout.checkpoint_engine"),
         ("small_actor_rollout_ref.rollout.checkpoint_engine.backend=nixl", "small_actor_rollout_ref.rollout.check"),
+        ("actor_rollout_ref.actor.strategy=megatron", "actor_rollout_ref.actor.strategy='megatron'"),
+        ("small_actor_rollout_ref.ref.strategy=megatron", "small_actor_rollout_ref.ref.strategy"),
     ],
 )
 def test_invalid_combinations_fail_naming_the_key(override, named_key):
