@@ -110,6 +110,14 @@ class DuetConfig:
         return self.marginal_utility != "off"
 
 
+def uses_lora(model_config) -> bool:
+    """verl's own test for a LoRA model (``RayPPOTrainer.ref_in_actor``): a rank or an adapter to load."""
+    rank = model_config.get("lora", {}).get("rank", 0)
+    if rank <= 0:
+        rank = model_config.get("lora_rank", 0)
+    return rank > 0 or model_config.get("lora_adapter_path") is not None
+
+
 def _require(condition: bool, message: str, problems: list[str]) -> None:
     if not condition:
         problems.append(message)
@@ -163,6 +171,7 @@ def validate(config: DictConfig, duet: DuetConfig) -> None:
             f"by the number of GPUs (trainer.n_gpus_per_node x trainer.nnodes = {world})",
             problems,
         )
+    large_rollout = config.actor_rollout_ref.rollout.name
     for block in ("actor_rollout_ref", SMALL_BLOCK):
         for part in ("actor", "ref"):
             strategy = config[block][part].strategy
@@ -172,6 +181,13 @@ def validate(config: DictConfig, duet: DuetConfig) -> None:
                 "Megatron is not supported (docs/gpus.md#megatron-and-other-engines says why)",
                 problems,
             )
+        model, rollout_name = config[block].model, config[block].rollout.get("name")
+        _require(
+            not uses_lora(model) or model.lora.get("merge", False) or (rollout_name or large_rollout) != "hf",
+            f"{block}.model.lora.merge=False: the CPU hf rollout takes whole weights, not LoRA adapters; set "
+            f"{block}.model.lora.merge=True (the adapter is merged into the weights it receives)",
+            problems,
+        )
     _check_rollout_engines(config, problems)
     if problems:
         raise DuetConfigError("invalid DUET config:\n- " + "\n- ".join(problems))

@@ -74,7 +74,7 @@ from duet_verl.core import (
     small_group_ids,
     thinking_lengths,
 )
-from duet_verl.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig, DuetConfigError
+from duet_verl.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig, DuetConfigError, uses_lora
 from duet_verl.rollout.naming import server_name_prefix
 
 
@@ -132,8 +132,9 @@ class DuetTrainer(RayPPOTrainer):
         self.small_tokenizer = small_tokenizer
         with open_dict(small_config):
             small_config.actor_rollout_ref.actor.optim.total_training_steps = self.total_training_steps
-        self.large = ModelRole(LARGE, self.config)
-        self.small = ModelRole(SMALL, small_config)
+        # With LoRA, a model's reference is its own base with the adapter disabled (verl's ref_in_actor).
+        self.large = ModelRole(LARGE, self.config, ref_in_actor=self.ref_in_actor)
+        self.small = ModelRole(SMALL, small_config, ref_in_actor=uses_lora(small_config.actor_rollout_ref.model))
         self.lambda_schedule = LambdaSchedule(
             schedule=duet.lambda_schedule,
             lambda_init=duet.lambda_init,
@@ -164,11 +165,12 @@ class DuetTrainer(RayPPOTrainer):
         pool = self.resource_pool_manager.get_resource_pool(Role.ActorRolloutRef)
         worker_cls = ray.remote(ActorRolloutRefWorker)
         class_dict = {
-            # M's reference model exists only when a KL term reads it (verl's need_reference_policy)
+            # M's reference model exists only when a KL term reads it (verl's need_reference_policy), and with
+            # LoRA it is M's base inside the actor
             LARGE: RayClassWithInitArgs(
                 cls=worker_cls,
                 config=self.large.config.actor_rollout_ref,
-                role="actor_rollout_ref" if self.use_reference_policy else "actor_rollout",
+                role="actor_rollout_ref" if self.use_reference_policy and not self.ref_in_actor else "actor_rollout",
             ),
             SMALL: RayClassWithInitArgs(
                 cls=worker_cls, config=self.small.config.actor_rollout_ref, role="actor_rollout"

@@ -66,6 +66,11 @@ TP_SMALL=${TP_SMALL:-1}
 # (verl/workers/engine/fsdp/transformer_impl.py:459-463, forward_only set by verl/trainer/config/ref/dp_ref.yaml:20).
 OFFLOAD_LARGE=${OFFLOAD_LARGE:-True}
 OFFLOAD_SMALL=${OFFLOAD_SMALL:-False}
+# LoRA for M (docs/gpus.md "LoRA for M"): a rank > 0 trains an adapter on every linear layer instead of all of M,
+# and M's reference becomes its own base with the adapter off (verl's ref_in_actor: no second copy of M). The
+# adapter is merged into the weights M's vLLM receives. LoRA usually wants a larger LR_LARGE than full training.
+LORA_RANK_LARGE=${LORA_RANK_LARGE:-0}
+LORA_ALPHA_LARGE=${LORA_ALPHA_LARGE:-$((2 * LORA_RANK_LARGE))}
 # Micro-batches by tokens (use_dynamic_bsz): one M sequence is up to MAX_PROMPT + MAX_RESPONSE = 8704 tokens;
 # 2 of them per GPU per backward with gradient checkpointing fit in 80 GB.
 LARGE_TOKENS_PER_GPU=${LARGE_TOKENS_PER_GPU:-$(((MAX_PROMPT + MAX_RESPONSE) * 2))}
@@ -118,6 +123,12 @@ large_model_overrides() {
   gpu_model_overrides actor_rollout_ref "$MODEL_LARGE" "$LR_LARGE" "$TP_LARGE" "$GPU_MEM_LARGE" "$OFFLOAD_LARGE" \
     "$LARGE_TOKENS_PER_GPU" "$MINI_BATCH"
   gpu_ref_overrides actor_rollout_ref
+  if [ "$LORA_RANK_LARGE" -gt 0 ]; then
+    echo "actor_rollout_ref.model.lora_rank=$LORA_RANK_LARGE"
+    echo "actor_rollout_ref.model.lora_alpha=$LORA_ALPHA_LARGE"
+    echo "actor_rollout_ref.model.target_modules=all-linear"
+    echo "actor_rollout_ref.model.lora.merge=True"
+  fi
 }
 
 # M's validation sampling: Qwen3 thinking defaults (docs/method.md "Evaluation").

@@ -348,3 +348,13 @@ def test_cpu_recipes_on_a_cluster_compose_and_validate():
 @pytest.mark.parametrize("recipe", sorted(p.name for p in RECIPES.glob("*.sh")))
 def test_recipes_parse(recipe):
     subprocess.run(["bash", "-n", str(RECIPES / recipe)], check=True)
+
+
+@pytest.mark.parametrize("recipe", ["run_duet_qwen3.sh", "run_grpo_baseline_qwen3.sh"])
+def test_lora_for_m_composes_and_validates(recipe):
+    """``LORA_RANK_LARGE``: M trains a merged rank-64 adapter on every linear layer; its reference is its base."""
+    overrides = dry_run(recipe, LORA_RANK_LARGE="64")
+    config = check_overrides(overrides, RECIPE_CONFIGS[recipe])
+    model = config.actor_rollout_ref.model
+    assert (model.lora_rank, model.lora_alpha, model.target_modules, model.lora.merge) == (64, 128, "all-linear", True)
+    assert not any(".lora" in o for o in dry_run(recipe)), "LoRA is off by default"

@@ -70,6 +70,7 @@ def test_each_model_gets_its_own_resolved_view():
         ("small_actor_rollout_ref.rollout.checkpoint_engine.backend=nixl", "small_actor_rollout_ref.rollout.check"),
         ("actor_rollout_ref.actor.strategy=megatron", "actor_rollout_ref.actor.strategy='megatron'"),
         ("small_actor_rollout_ref.ref.strategy=megatron", "small_actor_rollout_ref.ref.strategy"),
+        ("small_actor_rollout_ref.model.lora_rank=8", "small_actor_rollout_ref.model.lora.merge=False"),
     ],
 )
 def test_invalid_combinations_fail_naming_the_key(override, named_key):
