@@ -137,14 +137,15 @@ def build_llama_tokenizer(out_dir: str | Path, vocab_size: int = 768):
     return hf
 
 
-def build_llama_model(out_dir: str | Path, tokenizer, size: str | TinyModelSpec = "large", seed: int = 0) -> Path:
-    """A randomly initialised tiny Llama with the Llama-style tokenizer beside it (``build_model``'s shapes)."""
+def _save_random_model(out_dir, tokenizer, size, seed: int, family: str, bos_token_id, eos_token: str) -> Path:
+    """A randomly initialised tiny ``family`` model (``size``: a MODEL_SPECS key or a spec), saved with its
+    generation config and the tokenizer beside it."""
     import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    import transformers
 
     spec = size if isinstance(size, TinyModelSpec) else MODEL_SPECS[size]
-    eos = tokenizer.convert_tokens_to_ids("<|eot_id|>")
-    config = LlamaConfig(
+    config_cls, model_cls = (getattr(transformers, f"{family}{suffix}") for suffix in ("Config", "ForCausalLM"))
+    config = config_cls(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,
         intermediate_size=spec.intermediate_size,
@@ -154,49 +155,30 @@ def build_llama_model(out_dir: str | Path, tokenizer, size: str | TinyModelSpec 
         head_dim=spec.head_dim,
         max_position_embeddings=4096,
         tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=eos,
+        bos_token_id=bos_token_id,
+        eos_token_id=tokenizer.convert_tokens_to_ids(eos_token),
         pad_token_id=tokenizer.pad_token_id,
         torch_dtype="float32",
     )
     torch.manual_seed(seed)
     out = Path(out_dir)
-    LlamaForCausalLM(config).save_pretrained(str(out))
-    GenerationConfig(
-        eos_token_id=eos, pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id
+    model_cls(config).save_pretrained(str(out))
+    bos = {} if bos_token_id is None else {"bos_token_id": bos_token_id}
+    transformers.GenerationConfig(
+        eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id, **bos
     ).save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     return out
 
 
+def build_llama_model(out_dir: str | Path, tokenizer, size: str | TinyModelSpec = "large", seed: int = 0) -> Path:
+    """A randomly initialised tiny Llama with the Llama-style tokenizer beside it (``build_model``'s shapes)."""
+    return _save_random_model(out_dir, tokenizer, size, seed, "Llama", tokenizer.bos_token_id, "<|eot_id|>")
+
+
 def build_model(out_dir: str | Path, tokenizer, size: str | TinyModelSpec = "large", seed: int = 0) -> Path:
     """Save a randomly initialised tiny Qwen3 (``size``: a MODEL_SPECS key or a spec) with the tokenizer beside it."""
-    import torch
-    from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
-
-    spec = size if isinstance(size, TinyModelSpec) else MODEL_SPECS[size]
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.num_hidden_layers,
-        num_attention_heads=spec.num_attention_heads,
-        num_key_value_heads=spec.num_key_value_heads,
-        head_dim=spec.head_dim,
-        max_position_embeddings=4096,
-        tie_word_embeddings=False,
-        bos_token_id=None,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.pad_token_id,
-        torch_dtype="float32",
-    )
-    torch.manual_seed(seed)
-    model = Qwen3ForCausalLM(config)
-    out = Path(out_dir)
-    model.save_pretrained(str(out))
-    GenerationConfig(eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id).save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    return out
+    return _save_random_model(out_dir, tokenizer, size, seed, "Qwen3", None, "<|im_end|>")
 
 
 def tiny_rows(num: int, split: str, seed: int = 0) -> list[dict]:
