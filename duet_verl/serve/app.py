@@ -96,12 +96,17 @@ class DuetService:
         except ValueError as error:  # the question alone is over m's prompt budget
             raise RequestError(str(error), "messages", 400, "context_length_exceeded") from error
 
-    async def complete(self, request: ChatRequest) -> tuple[DuetOutput, int]:
-        """m's answer to ``request`` with M's signal, and M's prompt length."""
+    async def _first_stage(self, request: ChatRequest):
+        """The request's seed, M's prompt and thinking, the signal and m's prompt."""
         seed = self._seed(request)
         prompt = self._large_prompt(request)
         large = await self._think(prompt, seed)
         signal, small = self._small_prompt(request, large.text)
+        return seed, prompt, large, signal, small
+
+    async def complete(self, request: ChatRequest) -> tuple[DuetOutput, int]:
+        """m's answer to ``request`` with M's signal, and M's prompt length."""
+        seed, prompt, large, signal, small = await self._first_stage(request)
         start = time.perf_counter()
         generation = await self.small.generate(small.token_ids, request.sampling, seed)
         output = small_output(signal, small, generation, time.perf_counter() - start)
@@ -110,10 +115,7 @@ class DuetService:
     async def stream(self, request: ChatRequest) -> AsyncIterator[tuple[str, object]]:
         """``("reasoning", signal)``, then ``("content", delta)`` as m writes, then ``("done", (output, M's
         prompt length))``. Input errors surface before the first event, so they can still be a 4xx."""
-        seed = self._seed(request)
-        prompt = self._large_prompt(request)
-        large = await self._think(prompt, seed)
-        signal, small = self._small_prompt(request, large.text)
+        seed, prompt, large, signal, small = await self._first_stage(request)
         yield "reasoning", signal.text
         start = time.perf_counter()
         async for piece in self.small.stream(small.token_ids, request.sampling, seed):
