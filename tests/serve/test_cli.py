@@ -45,7 +45,7 @@ def test_every_flag_the_serving_docs_name_exists():
     flags = {option for action in build_parser()._actions for option in action.option_strings}
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z_-]+", (ROOT / "docs" / "serving.md").read_text()))
     others = {
-        "--tensor-parallel-size", "--dtype", "--enforce-eager",  # vllm serve's
+        "--tensor-parallel-size", "--dtype", "--enforce-eager", "--kv-cache-memory-bytes",  # vllm serve's
         "--gpus", "--backend", "--local_dir", "--target_dir",  # docker's, verl.model_merger's
         "--base-large", "--data", "--requests", "--concurrency",  # benchmarks/bench_serve.py's own
     }  # fmt: skip
