@@ -126,7 +126,7 @@ async def bench(args) -> list[dict]:
     async def alone(i: int, item: Item):
         messages = [{"role": "user", "content": item.question + args.large_instruction}]
         generation = await alone_engine.generate(chat_prompt(service.large_tokenizer, messages, True), sampling, i)
-        output = large_output(generation, 0.0, service.large_tokenizer, service.markers)
+        output = large_output(generation, 0.0, service.large_decoder)
         return output.tokens, score(item, output.text)
 
     alone_results, alone_wall = await timed(items, args.concurrency, alone)

@@ -19,7 +19,6 @@ from duet_verl.core import (
     Signal,
     SmallPrompt,
     extract_signal,
-    marker_token_id,
     render_small_prompt,
     thinking_token_count,
 )
@@ -83,11 +82,6 @@ def chat_prompt(tokenizer, messages: list[dict], thinking: bool, concise: bool =
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def think_end_id(tokenizer, marker: str = THINK_END) -> int:
-    """The id of the end-of-thinking ``marker`` in ``tokenizer``, or -1 when it is not one token."""
-    return marker_token_id(tokenizer, marker)
-
-
 def generate(
     generator, prompts: list[list[int]], sampling: Sampling, seeds: list[int], stop_ids: tuple[int, ...] = ()
 ) -> tuple[list, float]:
@@ -101,13 +95,14 @@ def generate(
     return outputs, (time.perf_counter() - start) / len(prompts)
 
 
-def large_output(generation, seconds: float, tokenizer, markers: tuple[str, str] = QWEN3_MARKERS) -> LargeOutput:
+def large_output(generation, seconds: float, decoder: ResponseDecoder) -> LargeOutput:
     """M's ``generation`` (``backends.Generation``) as a ``LargeOutput``: its text decoded as training decodes M
-    (thinking markers kept, even special ones) and its thinking tokens counted up to ``markers[1]``."""
+    (``decoder``: M's tokenizer and thinking markers, kept even when special) and its thinking tokens counted up
+    to the end marker."""
     return LargeOutput(
-        text=ResponseDecoder(tokenizer, markers).restore(generation.token_ids, generation.text),
+        text=decoder.restore(generation.token_ids, generation.text),
         tokens=len(generation.token_ids),
-        thinking_tokens=thinking_token_count(generation.token_ids, think_end_id(tokenizer, markers[1])),
+        thinking_tokens=thinking_token_count(generation.token_ids, decoder.end_id),
         seconds=seconds,
     )
 
@@ -152,7 +147,8 @@ def think(
     """M's responses with thinking on, one per conversation (stage 1)."""
     prompts = [chat_prompt(tokenizer, m, thinking=True, concise=concise) for m in messages]
     outputs, seconds = generate(generator, prompts, sampling, seeds)
-    return [large_output(out, seconds, tokenizer, markers) for out in outputs]
+    decoder = ResponseDecoder(tokenizer, markers)
+    return [large_output(out, seconds, decoder) for out in outputs]
 
 
 def answer(

@@ -68,7 +68,6 @@ from duet_verl.core import (
     ResponseDecoder,
     compute_duet_rewards,
     extract_signal,
-    marker_token_id,
     place_on_last_token,
     response_lengths,
     small_group_ids,
@@ -144,13 +143,13 @@ class DuetTrainer(RayPPOTrainer):
             clip_max=duet.lambda_clip_max,
         )
         markers = (duet.think_start, duet.think_end)
-        self.think_end_id = marker_token_id(self.tokenizer, duet.think_end)
+        self.large_decoder = ResponseDecoder(self.tokenizer, markers)  # M's responses, thinking markers kept
+        self.think_end_id = self.large_decoder.end_id
         if self.think_end_id < 0 and duet.length_measure == "thinking":
             raise DuetConfigError(
                 f"duet.length_measure=thinking counts M's tokens up to duet.think_end={duet.think_end!r}, which is "
                 "not one token of M's tokenizer: set duet.think_end to M's own end-of-thinking token"
             )
-        self.large_decoder = ResponseDecoder(self.tokenizer, markers)  # M's responses, thinking markers kept
         self._awake: str | None = None
 
     # ------------------------------------------------------------------ workers
@@ -240,18 +239,21 @@ class DuetTrainer(RayPPOTrainer):
         large.batch["response_mask"] = compute_response_mask(large)
         large.non_tensor_batch["large_row"] = np.arange(len(large))
         large.non_tensor_batch["raw_prompt"] = gen_batch.non_tensor_batch["raw_prompt"]
-        large.non_tensor_batch["response_text"] = _object_array(self._response_texts(large, self.large_decoder))
+        texts = self._response_texts(large, self.large_decoder.batch_decode)
+        large.non_tensor_batch["response_text"] = _object_array(texts)
         return large
 
     @staticmethod
-    def _response_texts(batch: DataProto, decoder) -> list[str]:
-        """Each row's valid response tokens as text: ``decoder`` is m's tokenizer (special tokens dropped) or M's
-        ``ResponseDecoder`` (special tokens dropped but the thinking markers)."""
+    def _response_texts(batch: DataProto, batch_decode) -> list[str]:
+        """Each row's valid response tokens as text, by ``batch_decode``: M's ``ResponseDecoder`` (special tokens
+        dropped but the thinking markers) or ``_small_texts``' (special tokens dropped)."""
         responses, lengths = batch.batch["responses"].tolist(), batch.batch["response_mask"].sum(-1).tolist()
-        rows = [ids[:length] for ids, length in zip(responses, lengths, strict=True)]
-        if isinstance(decoder, ResponseDecoder):
-            return decoder.batch_decode(rows)
-        return decoder.batch_decode(rows, skip_special_tokens=True)
+        return batch_decode([ids[:length] for ids, length in zip(responses, lengths, strict=True)])
+
+    def _small_texts(self, batch: DataProto) -> list[str]:
+        """m's answers as the reward manager decodes them for scoring."""
+        decode = self.small_tokenizer.batch_decode
+        return self._response_texts(batch, lambda rows: decode(rows, skip_special_tokens=True))
 
     # ------------------------------------------------------------------ building m's batch
     def _signals(self, large_batch: DataProto) -> list:
@@ -472,7 +474,7 @@ class DuetTrainer(RayPPOTrainer):
         decode = self.small_tokenizer.decode
         path = Path(out_dir) / f"duet_step_{self.global_steps}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        small_texts = self._response_texts(guided, self.small_tokenizer)
+        small_texts = self._small_texts(guided)
         with path.open("w") as f:
             for j in range(len(guided)):
                 i = int(guided.non_tensor_batch["large_row"][j])
@@ -574,7 +576,7 @@ class DuetTrainer(RayPPOTrainer):
                 per_source[source]["large_tokens"].append(float(large_tokens[i]))
                 per_source[source]["large_thinking_tokens"].append(float(thinking_tokens[i]))
                 per_source[source]["small_tokens"].append(float(small_tokens[answers].mean()))
-            small_texts = self._response_texts(small, self.small_tokenizer)
+            small_texts = self._small_texts(small)
             for j, i in enumerate(parents):
                 records.append({
                     "step": self.global_steps,

@@ -83,6 +83,7 @@ class ResponseDecoder:
         }
         self.dropped = frozenset(special - keep)
         self.special_markers = frozenset(special & keep)
+        self.end_id = marker_token_id(tokenizer, markers[-1])  # where thinking ends; -1 when not one token
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode([i for i in ids if i not in self.dropped], skip_special_tokens=False)

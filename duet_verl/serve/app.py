@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from duet_verl.core import ResponseDecoder
 from duet_verl.inference import (
     QWEN3_MARKERS,
     DuetOutput,
@@ -24,7 +25,6 @@ from duet_verl.inference import (
     large_output,
     small_output,
     small_prompt,
-    think_end_id,
 )
 from duet_verl.serve.engines import Engine, EngineError
 from duet_verl.serve.protocol import (
@@ -58,7 +58,7 @@ class DuetService:
     markers: tuple[str, str] = QWEN3_MARKERS  # M's thinking markers (duet.think_start, duet.think_end)
 
     def __post_init__(self):
-        self.think_end = think_end_id(self.large_tokenizer, self.markers[1])
+        self.large_decoder = ResponseDecoder(self.large_tokenizer, self.markers)  # M's, markers kept
         self._requests = 0
 
     def parse(self, body) -> ChatRequest:
@@ -83,9 +83,9 @@ class DuetService:
     async def _think(self, prompt: list[int], seed: int):
         """M's thinking, stopped at its ``</think>``."""
         start = time.perf_counter()
-        stop = (self.think_end,) if self.think_end >= 0 else ()
+        stop = (self.large_decoder.end_id,) if self.large_decoder.end_id >= 0 else ()
         generation = await self.large.generate(prompt, self.large_sampling, seed, stop)
-        return large_output(generation, time.perf_counter() - start, self.large_tokenizer, self.markers)
+        return large_output(generation, time.perf_counter() - start, self.large_decoder)
 
     def _small_prompt(self, request: ChatRequest, large_text: str):
         try:

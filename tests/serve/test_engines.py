@@ -120,7 +120,7 @@ def test_a_heterogeneous_pair_is_served(llama_assets, tiny_assets, tiny_tokenize
         large_sampling=Sampling(max_new_tokens=24, temperature=0.6, top_p=0.95, top_k=20),
         small_sampling=Sampling(max_new_tokens=8, temperature=0.0),
     )
-    assert service.think_end == large.tokenizer.convert_tokens_to_ids("</think>") != -1
+    assert service.large_decoder.end_id == large.tokenizer.convert_tokens_to_ids("</think>") != -1
 
     async def work(client):
         return await post(client, "What is 3 + 4?", seed=5)
