@@ -20,6 +20,7 @@ LARGE, SMALL = "large", "small"
 SMALL_BLOCK = "small_actor_rollout_ref"
 BASELINE_TEMPLATE = "baseline"
 GUIDED_TEMPLATES = tuple(t for t in TEMPLATES if t != BASELINE_TEMPLATE)  # what duet.small_prompt_template may be
+VAL_SMALL_QUESTIONS = ("bare", "as_prompted")  # what duet.val_small_question may be
 
 
 class DuetConfigError(ValueError):
@@ -92,6 +93,12 @@ class DuetConfig:
         "signal that still does not fit is shortened from its start (the question never is).",
     )
     val_small_rollouts_per_signal: int = _key(1, "m answers per signal in validation (m answers greedily).", "1")
+    val_small_question: str = _key(
+        "bare",
+        'The question m reads in validation: "bare" (extra_info.question, as in training) or "as_prompted" (M\'s '
+        "user message, the dataset's answer instruction included: the authors' form for AIME, AMC and MATH).",
+        "as_prompted",
+    )
 
     @classmethod
     def from_config(cls, config: DictConfig) -> DuetConfig:
@@ -132,6 +139,7 @@ def validate(config: DictConfig, duet: DuetConfig) -> None:
         "duet.small_prompt_template": (duet.small_prompt_template, GUIDED_TEMPLATES),
         "duet.length_measure": (duet.length_measure, LENGTH_MEASURES),
         "duet.small_grouping": (duet.small_grouping, GROUPINGS),
+        "duet.val_small_question": (duet.val_small_question, VAL_SMALL_QUESTIONS),
     }
     for key, (value, allowed) in choices.items():
         _require(value in allowed, f"{key}={value!r} is not one of {list(allowed)}", problems)

@@ -37,6 +37,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 from verl import DataProto
+from verl.protocol import pad_dataproto_to_divisor, unpad_dataproto
 from verl.single_controller.ray import RayClassWithInitArgs
 from verl.single_controller.ray.base import create_colocated_worker_cls
 from verl.trainer.ppo.metric_utils import compute_data_metrics
@@ -218,8 +219,11 @@ class DuetTrainer(RayPPOTrainer):
                 role.checkpoint_manager.update_weights(self.global_steps)
             self._awake = role.name
             print(f"[duet] rollout engine awake: {role.name}", flush=True)
+        # verl's agent loop splits the batch evenly over its workers (DataProto.chunk asserts it): pad with copies
+        # of the first rows, as verl's own _validate does, and drop their outputs
+        padded, pad_size = pad_dataproto_to_divisor(batch, role.config.actor_rollout_ref.rollout.agent.num_workers)
         with marked_timer(timer, timing):
-            output = role.agent_loop.generate_sequences(batch)
+            output = unpad_dataproto(role.agent_loop.generate_sequences(padded), pad_size=pad_size)
         output.meta_info.pop("timing", None)
         if sleep_after:
             role.checkpoint_manager.sleep_replicas()
@@ -262,17 +266,22 @@ class DuetTrainer(RayPPOTrainer):
         return [extract_signal(text, start, end) for text in large_batch.non_tensor_batch["response_text"]]
 
     @staticmethod
-    def _question(row_extra_info: dict, raw_prompt) -> str:
+    def _question(row_extra_info: dict, raw_prompt, as_prompted: bool = False) -> str:
+        """The question m reads: ``extra_info.question`` (bare), or M's last user message when ``as_prompted`` (the
+        dataset's answer instruction included) or when the row has no bare question."""
         question = (row_extra_info or {}).get("question")
-        if question:
+        if question and not as_prompted:
             return str(question)
         users = [m["content"] for m in raw_prompt if m.get("role") == "user"]
         if not users:
             raise ValueError("a row has neither extra_info.question nor a user message to show the small model")
         return str(users[-1])
 
-    def _small_rows(self, large_batch: DataProto, signals, k: int, template: str, per_question: bool) -> DataProto:
-        """k m rows per M row (guided and per-signal baseline) or per question (per-prompt baseline)."""
+    def _small_rows(
+        self, large_batch: DataProto, signals, k: int, template: str, per_question: bool, as_prompted: bool = False
+    ) -> DataProto:
+        """k m rows per M row (guided and per-signal baseline) or per question (per-prompt baseline); m reads the
+        bare question, or M's user message with ``as_prompted`` (validation's ``duet.val_small_question``)."""
         nt = large_batch.non_tensor_batch
         rows = defaultdict(list)
         seen_questions = set()
@@ -281,7 +290,7 @@ class DuetTrainer(RayPPOTrainer):
                 if nt["uid"][i] in seen_questions:
                     continue
                 seen_questions.add(nt["uid"][i])
-            question = self._question(nt["extra_info"][i], nt["raw_prompt"][i])
+            question = self._question(nt["extra_info"][i], nt["raw_prompt"][i], as_prompted)
             for _ in range(k):
                 rows["large_row"].append(-1 if per_question else int(nt["large_row"][i]))
                 rows["question_uid"].append(nt["uid"][i])
@@ -563,7 +572,8 @@ class DuetTrainer(RayPPOTrainer):
             n = self.config.actor_rollout_ref.rollout.val_kwargs.n
             large = self._generate_large(batch_dict, n, validate=True, timing=timing, timer="val_gen_large")
             signals = self._signals(large)
-            small_rows = self._small_rows(large, signals, k, self.duet.small_prompt_template, per_question=False)
+            as_prompted = self.duet.val_small_question == "as_prompted"
+            small_rows = self._small_rows(large, signals, k, self.duet.small_prompt_template, False, as_prompted)
             small = self._generate_small(small_rows, timing, "val_gen_small", validate=True, sleep_after=True)
             scores = small.batch["rm_scores"].sum(-1).numpy()
             parents = small.non_tensor_batch["large_row"].astype(np.int64)

@@ -46,6 +46,9 @@ LAMBDA_INIT=${LAMBDA_INIT:-0.0}              # λ0 (the paper's constant-λ run:
 LAMBDA_ETA=${LAMBDA_ETA:-0.01}               # η
 MARGINAL_UTILITY=${MARGINAL_UTILITY:-per_signal}
 SMALL_TEMPLATE=${SMALL_TEMPLATE:-paper}
+# The question m reads in validation: the authors' m reads AIME, AMC and MATH questions with their \boxed{}
+# instruction (as M's prompt states them), so val-duet/*/acc compares with the paper's; bare: as in training.
+VAL_SMALL_QUESTION=${VAL_SMALL_QUESTION:-as_prompted}
 
 # --- memory for 8×H100 80 GB (estimates: docs/gpus.md, "Memory and time") -----------------------------------
 # The trainer keeps at most one vLLM engine awake: sync M → M generates → M sleeps → sync m → m generates →
@@ -56,11 +59,11 @@ SMALL_TEMPLATE=${SMALL_TEMPLATE:-paper}
 # never overlaps M's, so m gets a large KV cache too (its 2048 answers a step read prompts of up to ~8.7k tokens).
 # vLLM needs its fraction free when it starts; M's servers are created and put to sleep before m's are. If an
 # engine refuses to start ("free memory ... less than desired"), lower its fraction: these are estimates.
-GPU_MEM_LARGE=${GPU_MEM_LARGE:-0.85}
+GPU_MEM_LARGE=${GPU_MEM_LARGE:-0.8}        # the paper's 0.85 leaves ~5 GB beside M's engine; 0.8 leaves ~9 (docs/gpus.md)
 GPU_MEM_SMALL=${GPU_MEM_SMALL:-0.7}
 TP_LARGE=${TP_LARGE:-2}                      # vLLM tensor parallel for M: 4 replicas of 2 GPUs on one node
 TP_SMALL=${TP_SMALL:-1}
-# 0.85 of the GPU for M's engine leaves no room for M's FSDP state: offload M's actor (params + Adam) to CPU
+# 0.8 of the GPU for M's engine leaves no room for M's FSDP state: offload M's actor (params + Adam) to CPU
 # between phases (~16 GB/GPU over PCIe, seconds). m's state is small and stays. Reference models always live on
 # CPU: verl wraps every forward-only engine in FSDP2's CPUOffloadPolicy whatever param_offload says
 # (verl/workers/engine/fsdp/transformer_impl.py:459-463, forward_only set by verl/trainer/config/ref/dp_ref.yaml:20).
@@ -84,6 +87,10 @@ LOGPROB_TOKENS_PER_GPU=${LOGPROB_TOKENS_PER_GPU:-$(((MAX_PROMPT + MAX_RESPONSE +
 
 # --- bookkeeping -------------------------------------------------------------------------------------------
 LOGGER=${LOGGER:-[console]}                  # e.g. LOGGER='[console,wandb]' or '[console,tensorboard]'
+# Checkpoints kept (the newest; older ones are deleted once a newer one is complete). One DUET checkpoint of
+# Qwen3-8B + 0.6B is ~100 GB (fp32 params + Adam), written every SAVE_FREQ steps: 3 epochs keep several TB
+# without a bound. 2 keeps one to fall back on if the newest is damaged; 0 or -1 keeps all.
+KEEP_CHECKPOINTS=${KEEP_CHECKPOINTS:-2}
 PROJECT=${PROJECT:-duet}
 
 # gpu_model_overrides KEY MODEL LR TP GPU_MEM OFFLOAD TOKENS_PER_GPU MINI_BATCH: one model block on GPUs with vLLM.
@@ -131,9 +138,9 @@ large_model_overrides() {
   fi
 }
 
-# M's validation sampling: Qwen3 thinking defaults (docs/method.md "Evaluation").
+# M's validation sampling: Qwen3 thinking defaults (docs/method.md "Evaluation"). verl 0.9.1's agent loop reads
+# val_kwargs' temperature, top_p and top_k only (val_kwargs.do_sample is ignored: temperature 0 is greedy).
 large_val_overrides=(
-  actor_rollout_ref.rollout.val_kwargs.do_sample=True
   actor_rollout_ref.rollout.val_kwargs.temperature=0.6
   actor_rollout_ref.rollout.val_kwargs.top_p=0.95
   actor_rollout_ref.rollout.val_kwargs.top_k=20
@@ -158,6 +165,7 @@ trainer_overrides() {
   echo "trainer.total_epochs=$EPOCHS"
   echo "trainer.test_freq=$TEST_FREQ"
   echo "trainer.save_freq=$SAVE_FREQ"
+  echo "trainer.max_actor_ckpt_to_keep=$KEEP_CHECKPOINTS"
   echo "trainer.val_before_train=True"
   echo "trainer.logger=$LOGGER"
   echo "trainer.project_name=$PROJECT"

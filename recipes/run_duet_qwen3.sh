@@ -29,7 +29,8 @@ overrides=(
   "${large_val_overrides[@]}"
   "${small_overrides[@]}"
   "small_actor_rollout_ref.rollout.response_length=$SMALL_RESPONSE"
-  small_actor_rollout_ref.rollout.val_kwargs.do_sample=False  # m answers greedily in validation
+  small_actor_rollout_ref.rollout.val_kwargs.temperature=0  # m answers greedily in validation
+  "duet.val_small_question=$VAL_SMALL_QUESTION"
   algorithm.use_kl_in_reward=True
   "algorithm.kl_ctrl.kl_coef=$KL_COEF"
   "duet.small_rollouts_per_signal=$K"

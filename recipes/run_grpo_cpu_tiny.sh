@@ -26,7 +26,7 @@ overrides=(
   actor_rollout_ref.actor.kl_loss_coef=0.001
   actor_rollout_ref.actor.kl_loss_type=low_var_kl
   "actor_rollout_ref.rollout.n=$N"
-  actor_rollout_ref.rollout.val_kwargs.do_sample=False
+  actor_rollout_ref.rollout.val_kwargs.temperature=0   # greedy validation (verl reads no val_kwargs.do_sample)
   "${model_overrides[@]}"
   "${cpu_ray_overrides[@]}"
   "${duet_reward_overrides[@]}"

@@ -92,3 +92,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("CPU end-to-end wall times")
         for name, seconds in config.duet_wall_times.items():
             terminalreporter.write_line(f"{name}: {seconds:.1f} s")
+
+
+@pytest.fixture(scope="session")
+def gpu_shape_places(tiny_assets, prepared_root) -> dict[str, str]:
+    """What the GPU recipes' shape on CPU (``duet_verl.testing.gpu_shape``) reads: the tiny models and the prepared
+    rows, with the pooled training set the recipe's ``TRAIN_DATA=gpu_shape`` names."""
+    from duet_verl.testing import gpu_shape
+
+    gpu_shape.pool_training_rows(prepared_root)
+    return {"<tiny>": str(tiny_assets["tokenizer"].parent), "<prepared>": str(prepared_root)}

@@ -133,6 +133,22 @@ def check_vllm_server_naming():
     assert "_get_server_name_prefix" in _class_methods(f"{module}.vllm_async_server", "vLLMReplica")
 
 
+def check_agent_loop_batches():
+    # DuetTrainer._generate pads every batch to a multiple of the agent-loop workers because verl splits it evenly
+    # (DataProto.chunk asserts it); the recipes set val_kwargs' temperature because the loop reads no do_sample.
+    from verl.experimental.agent_loop import agent_loop
+    from verl.protocol import DataProto, pad_dataproto_to_divisor, unpad_dataproto
+
+    generate = inspect.getsource(agent_loop.AgentLoopManager.generate_sequences)
+    assert "prompts.chunk(len(self.agent_loop_workers))" in generate, "the agent loop no longer chunks by workers"
+    assert "only support equal chunk" in inspect.getsource(DataProto.chunk)
+    assert _params(pad_dataproto_to_divisor) == {"data", "size_divisor"} and _params(unpad_dataproto) >= {"pad_size"}
+    loop = inspect.getsource(agent_loop)
+    for key in ("temperature", "top_p", "top_k"):
+        assert f"config.val_kwargs.{key}" in loop, f"the agent loop no longer reads val_kwargs.{key}"
+    assert "val_kwargs.do_sample" not in loop, "the agent loop reads val_kwargs.do_sample now: revisit the recipes"
+
+
 CHECKS = [
     check_version,
     check_plugin_hooks,
@@ -143,6 +159,7 @@ CHECKS = [
     check_rollout_config,
     check_worker_weight_sync_calls,
     check_vllm_server_naming,
+    check_agent_loop_batches,
 ]
 
 

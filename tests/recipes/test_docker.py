@@ -27,6 +27,12 @@ def instructions() -> list[tuple[str, str]]:
     return [(row.split(None, 1)[0].upper(), row.split(None, 1)[1]) for row in rows]
 
 
+def image_env() -> dict[str, str]:
+    """What the Dockerfile's ENV instructions set (KEY=VALUE pairs, no spaces in values)."""
+    pairs = [pair.split("=", 1) for op, arg in instructions() if op == "ENV" for pair in arg.split()]
+    return dict(pairs)
+
+
 def build_args() -> dict[str, str]:
     return dict(arg.split("=", 1) for op, arg in instructions() if op == "ARG" and "=" in arg)
 
@@ -120,6 +126,10 @@ def test_hadolint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+RECORD_CALL = """
+with open(PASSWD.parent / "files_calls", "a") as calls:
+    calls.write(" ".join([Path(sys.argv[0]).stem, *sys.argv[1:]]) + "\\n")
+"""
 # Stand-ins for the account tools on a passwd file (the stub's first argument), exiting as shadow's tools do.
 STUB_HEADER = """import sys
 from pathlib import Path
@@ -150,6 +160,9 @@ if any(row.split(":")[0] == name for row in ROWS):
     sys.exit(9)
 PASSWD.write_text(PASSWD.read_text() + f"{name}:x:{uid}:{uid}::/home/{name}:/bin/bash\\n")
 """,
+    # mkdir and chown: recorded (one call per line of files_calls), nothing touched
+    "mkdir": RECORD_CALL,
+    "chown": RECORD_CALL,
 }
 
 
@@ -163,7 +176,7 @@ def create_user(tmp_path: Path, passwd: str, uid: str) -> dict[str, str]:
         (bin_dir / tool).write_text(f'#!/bin/sh\nexec "{sys.executable}" "{tmp_path}/{tool}.py" "{passwd_file}" "$@"\n')
         (bin_dir / tool).chmod(0o755)
     [command] = [arg for op, arg in instructions() if op == "RUN" and "useradd" in arg]
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "USER_UID": uid}
+    env = {**image_env(), "PATH": f"{bin_dir}:/usr/bin:/bin", "USER_UID": uid}
     result = subprocess.run(["bash", "-o", "pipefail", "-c", command], env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"the user step fails on this image: {result.stdout}{result.stderr}"
     return {row.split(":")[0]: row.split(":")[2] for row in passwd_file.read_text().splitlines()}
@@ -184,3 +197,23 @@ UBUNTU_2404 = ROOT_ONLY + "ubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n"  
 )
 def test_the_user_step_gets_duet_its_uid(tmp_path, passwd, uid, expected):
     assert create_user(tmp_path, passwd, uid) == expected
+
+
+def test_the_caches_exist_before_a_volume_is_mounted_and_belong_to_duet(tmp_path):
+    """A volume mounted at $HF_HOME makes the runtime create its missing parents as root; vLLM, FlashInfer and Triton
+    write siblings of it at the first engine start, so the image creates every cache, owned by duet."""
+    create_user(tmp_path, UBUNTU_2404, "1000")
+    calls = (tmp_path / "files_calls").read_text().splitlines()
+    env = image_env()
+    cache = env["XDG_CACHE_HOME"]
+    assert cache.startswith(env["HOME"] + "/")
+    made = [word for call in calls if call.startswith("mkdir ") for word in call.split()[1:] if word != "-p"]
+    expected = [env["HF_HOME"], env["VLLM_CACHE_ROOT"], env["TRITON_CACHE_DIR"], f"{cache}/flashinfer"]
+    assert sorted(made) == sorted(expected) and all(path.startswith(cache + "/") for path in expected)
+    assert f"chown -R duet: {cache}" in calls
+    rows = instructions()
+    env_row = next(i for i, (op, arg) in enumerate(rows) if op == "ENV" and "XDG_CACHE_HOME=" in arg)
+    run_row = next(i for i, (op, arg) in enumerate(rows) if op == "RUN" and "useradd" in arg)
+    assert env_row < run_row, "the caches' ENV must precede the RUN that creates them"
+    mounts = re.findall(r"-v \"?\$HOME/\.cache/huggingface:([^\s\"]+)", (ROOT / "docker" / "README.md").read_text())
+    assert mounts == [env["HF_HOME"]], "docker/README.md mounts the Hugging Face cache at HF_HOME"

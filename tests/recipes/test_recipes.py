@@ -54,6 +54,9 @@ ALLOWED_ADDITIONS = {
 }
 # Accepted by verl 0.9 and silently ignored: reward settings live under reward.* now (verl 0.9 reads them only there).
 LEGACY_PREFIXES = ("reward_model.reward_manager", "reward_model.overlong_buffer", "custom_reward_function")
+# In verl's schema but never read by the agent loop that generates (verl 0.9.1 reads val_kwargs' temperature, top_p
+# and top_k: verl.experimental.agent_loop.agent_loop); setting one does nothing. tests/test_verl_guard.py checks it.
+IGNORED_SUFFIXES = ("rollout.val_kwargs.do_sample",)
 
 
 def dry_run(recipe: str, *args: str, **env: str) -> list[str]:
@@ -91,6 +94,7 @@ def check_overrides(overrides: list[str], config_source: tuple[str, str]):
         key = key_of(override)
         assert "=" in override and " " not in key, f"not a hydra override: {override!r}"
         assert not key.startswith(LEGACY_PREFIXES), f"{key} is a legacy key that verl 0.9 silently ignores"
+        assert not key.endswith(IGNORED_SUFFIXES), f"{key} is a key verl 0.9.1 never reads: set what it reads"
         if override.startswith("+"):
             assert key in ALLOWED_ADDITIONS, f"{override!r} adds a key verl's schema does not have"
     config = compose_config(config_source, tuple(overrides))
@@ -171,8 +175,10 @@ def test_duet_recipe_has_the_papers_settings(printed):
     assert (duet.marginal_utility, duet.small_prompt_template) == ("per_signal", "paper")
     assert large.rollout.temperature == small.rollout.temperature == 1.0
     val = large.rollout.val_kwargs
-    assert (val.do_sample, val.temperature, val.top_p, val.top_k) == (True, 0.6, 0.95, 20)
-    assert small.rollout.val_kwargs.do_sample is False
+    assert (val.temperature, val.top_p, val.top_k) == (0.6, 0.95, 20)
+    assert small.rollout.val_kwargs.temperature == 0, "m answers greedily in validation"
+    assert duet.val_small_question == "as_prompted", "m reads the question with its instruction, as the authors' m"
+    assert config.trainer.max_actor_ckpt_to_keep == 2
     assert [Path(f).parent.name for f in config.data.val_files] == ["math500", "aime24"]
     assert Path(config.data.train_files).parent.name == "deepscaler"
     assert (config.trainer.nnodes, config.trainer.n_gpus_per_node, config.trainer.resume_mode) == (1, 8, "auto")
@@ -209,6 +215,7 @@ def test_baseline_matches_duets_large_model(printed):
         assert OmegaConf.select(base, key) == OmegaConf.select(duet, key), key
     assert base.actor_rollout_ref.model.path == "Qwen/Qwen3-8B" and base.actor_rollout_ref.rollout.n == 4
     assert base.reward.reward_manager.name == "DuetRewardManager"
+    assert base.trainer.max_actor_ckpt_to_keep == duet.trainer.max_actor_ckpt_to_keep == 2, "checkpoints are bounded"
 
 
 def test_4b_recipe_only_changes_the_large_model(printed):
@@ -256,6 +263,7 @@ def test_knobs_and_passthrough_overrides():
         ("+custom_reward_function.path=x.py", AssertionError),
         ("+actor_rollout_ref.actor.my_flag=1", AssertionError),  # an addition verl would never read
         ("data.train_batch_size=48", DuetConfigError),  # 48 questions do not split into mini-batches of 32
+        ("small_actor_rollout_ref.rollout.val_kwargs.do_sample=False", AssertionError),  # never read by verl 0.9.1
     ],
 )
 def test_the_check_catches_bad_overrides(extra, error):
@@ -358,3 +366,36 @@ def test_lora_for_m_composes_and_validates(recipe):
     model = config.actor_rollout_ref.model
     assert (model.lora_rank, model.lora_alpha, model.target_modules, model.lora.merge) == (64, 128, "all-linear", True)
     assert not any(".lora" in o for o in dry_run(recipe)), "LoRA is off by default"
+
+
+# docs/gpus.md, "Memory and time on 8×H100": M's engine beside what stays resident, per GPU, in GiB.
+H100_GIB = 79.6
+ENGINE_ACTIVATIONS_GIB = 3.0  # vLLM's profiling peak inside its fraction
+RESIDENT_BESIDE_M_ENGINE_GIB = {
+    "training worker's CUDA context": 0.6,
+    "m's actor (0.6B x 16 B / 8)": 1.1,
+    "NCCL communicators": 1.0,
+    "sleeping m engine's context and CUDA graphs": 1.5,
+    "M engine's own context and CUDA graphs": 1.5,
+    "allocator slack after M's offload": 1.0,
+}
+QWEN3_8B = {"params": 8.2e9, "layers": 36, "kv_heads": 8, "head_dim": 128}
+
+
+def test_the_large_engine_holds_a_steps_batch_and_leaves_headroom(printed):
+    """GPU_MEM_LARGE must leave twice the estimated resident memory free beside M's engine (an estimate off by its
+    own size must not be an out-of-memory at the first step), and its KV cache must hold a step's M batch."""
+    config = check_overrides(printed["run_duet_qwen3.sh"], DUET)
+    rollout = config.actor_rollout_ref.rollout
+    fraction, tp = rollout.gpu_memory_utilization, rollout.tensor_model_parallel_size
+    gib = 2**30
+    weights = QWEN3_8B["params"] * 2 / tp / gib
+    kv_per_token = QWEN3_8B["layers"] * QWEN3_8B["kv_heads"] * QWEN3_8B["head_dim"] * 2 * 2 / tp
+    replicas = config.trainer.n_gpus_per_node * config.trainer.nnodes // tp
+    sequences = config.data.train_batch_size * rollout.n / replicas
+    kv_needed = sequences * (config.data.max_prompt_length + config.data.max_response_length) * kv_per_token / gib
+    kv_available = fraction * H100_GIB - weights - ENGINE_ACTIVATIONS_GIB
+    assert kv_available >= 1.2 * kv_needed, (kv_available, kv_needed)
+    resident = sum(RESIDENT_BESIDE_M_ENGINE_GIB.values())
+    free = (1 - fraction) * H100_GIB - resident
+    assert free >= resident, f"GPU_MEM_LARGE={fraction} leaves {free:.1f} GiB beside ~{resident:.1f} GiB resident"
