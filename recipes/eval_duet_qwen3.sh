@@ -18,6 +18,7 @@ OUT_DIR=${OUT_DIR:-eval/duet_qwen3}
 BACKEND=${BACKEND:-vllm}
 TP=${TP:-1}                                    # tensor parallel size of each engine
 SMALL_TEMPLATE=${SMALL_TEMPLATE:-paper}        # paper | chat_think
+SMALL_QUESTION=${SMALL_QUESTION:-as_prompted}  # m reads the question with its \boxed{} instruction, as the authors' m
 LARGE_GPU_MEMORY=${LARGE_GPU_MEMORY:-0.6}      # both engines share the GPU(s)
 SMALL_GPU_MEMORY=${SMALL_GPU_MEMORY:-0.25}
 
@@ -38,7 +39,7 @@ exec python -m duet_verl.evaluate \
   --modes "${modes[@]}" \
   --out "$OUT_DIR" \
   --backend "$BACKEND" --tp "$TP" \
-  --small-template "$SMALL_TEMPLATE" \
+  --small-template "$SMALL_TEMPLATE" --small-question "$SMALL_QUESTION" \
   --large-max-tokens 16384 --large-temperature 0.6 --large-top-p 0.95 --large-top-k 20 \
   --small-max-tokens 2048 --small-temperature 0 \
   --large-gpu-memory "$LARGE_GPU_MEMORY" --small-gpu-memory "$SMALL_GPU_MEMORY" \

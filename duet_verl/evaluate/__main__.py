@@ -11,7 +11,7 @@ import sys
 
 from duet_verl.core import TEMPLATES
 from duet_verl.evaluate.metrics import MODES
-from duet_verl.evaluate.runner import EvalConfig, EvalInputError, Sampling, run
+from duet_verl.evaluate.runner import SMALL_QUESTIONS, EvalConfig, EvalInputError, Sampling, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder (reused to resume)")
     parser.add_argument("--backend", choices=("hf", "vllm"), default="vllm", help="default: vllm (GPU)")
     parser.add_argument("--small-template", choices=[t for t in TEMPLATES if t != "baseline"], default="paper")
+    parser.add_argument(
+        "--small-question", choices=SMALL_QUESTIONS, default="bare",
+        help="what m reads in duet: the bare question (default, as in training) or as_prompted, M's user message "
+        "with the answer instruction (the authors' form; duet.val_small_question)",
+    )  # fmt: skip
     parser.add_argument("--seeds", type=int, default=1, help="samples per question; reports mean ± std over seeds")
     parser.add_argument("--max-samples", type=int, help="only the first N questions of each file")
     parser.add_argument("--large-max-tokens", type=int, default=16384)
@@ -84,6 +89,7 @@ def config_from_args(args) -> EvalConfig:
         small=args.small,
         base_large=args.base_large,
         small_template=args.small_template,
+        small_question=args.small_question,
         large_sampling=Sampling(args.large_max_tokens, args.large_temperature, args.large_top_p, args.large_top_k),
         small_sampling=Sampling(args.small_max_tokens, args.small_temperature),
         small_max_prompt_tokens=args.small_max_prompt_tokens,

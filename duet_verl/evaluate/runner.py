@@ -30,8 +30,10 @@ BASE_MODES = ("large", "concise")  # M alone: base M
 REQUIRED_COLUMNS = ("data_source", "prompt", "reward_model", "extra_info")
 # settings that change what a sample is: a resumed run must use the same ones
 RESUME_KEYS = (
-    "large", "base_large", "small", "small_template", "large_sampling", "small_sampling", "small_max_prompt_tokens"
+    "large", "base_large", "small", "small_template", "small_question", "large_sampling", "small_sampling",
+    "small_max_prompt_tokens",
 )  # fmt: skip
+SMALL_QUESTIONS = ("bare", "as_prompted")  # what m reads in duet, as duet.val_small_question in training
 LARGE_FIELDS = ("large_model", "large_text", "large_tokens", "large_thinking_tokens", "large_seconds")
 
 
@@ -48,6 +50,7 @@ class EvalConfig:
     small: str | None = None
     base_large: str | None = None  # base M (large, concise); None: the same model as ``large``
     small_template: str = "paper"
+    small_question: str = "bare"  # m's question in duet: extra_info.question, or M's user message ("as_prompted")
     large_sampling: Sampling = field(default_factory=lambda: Sampling(16384, 0.6, 0.95, 20))
     small_sampling: Sampling = field(default_factory=lambda: Sampling(2048, 0.0))
     small_max_prompt_tokens: int | None = None
@@ -76,6 +79,13 @@ class Question:
     messages: list[dict]
     question: str
     ground_truth: str
+
+    def small_question(self, form: str) -> str:
+        """What m reads beside the signal: the bare question, or M's user message with the dataset's answer
+        instruction (``as_prompted``, the authors' form for AIME, AMC and MATH; docs/method.md, "Prompts")."""
+        if form == "bare":
+            return self.question
+        return str([m["content"] for m in self.messages if m.get("role") == "user"][-1])
 
 
 def needs_small(modes) -> bool:
@@ -173,6 +183,8 @@ def validate(config: EvalConfig) -> dict[str, list[Question]]:
         raise EvalInputError(f"unknown mode(s) {unknown}; choose from {list(MODES)}")
     if config.seeds < 1:
         raise EvalInputError(f"--seeds must be >= 1, got {config.seeds}")
+    if config.small_question not in SMALL_QUESTIONS:
+        raise EvalInputError(f"--small-question must be one of {list(SMALL_QUESTIONS)}, got {config.small_question!r}")
     if "duet" in config.modes or (config.shares_large and any(m in BASE_MODES for m in config.modes)):
         check_model(config.large, "M (the capable model)", "--large")
     if not config.shares_large and any(m in BASE_MODES for m in config.modes):
@@ -368,8 +380,9 @@ def run_chunk(
     duet = missing.get("duet", [])
     if duet:  # m reads the signal in M's response: the chain of duet_verl.inference, stage 2
         records = [_base_record(q, "duet", seed) | responses["duet"][q.row] for q in duet]
+        questions = [q.small_question(config.small_question) for q in duet]
         outputs = answer(
-            models.generator("small"), models.tokenizer("small"), [q.question for q in duet],
+            models.generator("small"), models.tokenizer("small"), questions,
             [record["large_text"] for record in records], config.small_sampling,
             [sample_seed(seed, q.benchmark, q.row, "duet") for q in duet],
             config.small_template, config.small_max_prompt_tokens, config.markers,

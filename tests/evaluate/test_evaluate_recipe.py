@@ -41,3 +41,8 @@ def test_recipe_passes_base_and_trained_m(tmp_path, env, large, base):
     assert args[:2] == ["-m", "duet_verl.evaluate"]
     assert [value(args, flag) for flag in ("--large", "--base-large", "--small")] == [large, base, "Qwen/Qwen3-0.6B"]
     assert args[args.index("--modes") + 1 : args.index("--out")] == ["duet", "large", "small", "concise"]
+
+
+def test_m_reads_the_question_as_prompted_as_the_authors_m(tmp_path):
+    """The paper's tables: the authors' m reads AIME, AMC and MATH questions with their answer instruction."""
+    assert value(cli_args(tmp_path), "--small-question") == "as_prompted"

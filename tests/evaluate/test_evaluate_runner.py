@@ -136,6 +136,19 @@ def test_small_alone_reads_ms_prompt_with_the_answer_format(tiny_assets, tmp_pat
         assert prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")  # thinking off
 
 
+def test_duet_m_reads_the_question_as_prompted_when_asked(tiny_assets, tmp_path, logged_hf):
+    """--small-question as_prompted: m reads M's user message, the answer instruction included (the authors' form)."""
+    _, prompts = logged_hf
+    args = cli_args(tiny_assets, tmp_path / "duet", "--modes", "duet", "--max-samples", "2")
+    assert main([*args, "--small-question", "as_prompted"]) == 0
+    questions = pd.read_parquet(tiny_assets["test"])["prompt"].iloc[:2]
+    small = prompts[str(tiny_assets["small"])]
+    assert len(small) == 2
+    for prompt, messages in zip(small, questions, strict=True):
+        assert messages[0]["content"].endswith(tiny.MATH_INSTRUCTION)
+        assert prompt.startswith(f"user\n{messages[0]['content']}\nassistant\n<think>\n")  # the paper template
+
+
 def test_resume_after_truncated_records_matches_full_run(full_run, tiny_assets, tmp_path):
     out = tmp_path / "resumed"
     shutil.copytree(full_run, out)
