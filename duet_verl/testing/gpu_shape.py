@@ -80,6 +80,14 @@ SUBSTITUTIONS: list[Substitution] = [
         rollouts=("vllm",),
     ),
     Substitution(
+        "GPU_MEM_LARGE=0.5",
+        "with sleep mode off both engines stay resident, and DUET's start-up check refuses fractions summing above "
+        "1 (0.8 + 0.7); on a CPU they size nothing (VLLM_CPU_KVCACHE_SPACE does)",
+        env=True,
+        rollouts=("vllm",),
+    ),
+    Substitution("GPU_MEM_SMALL=0.5", "as GPU_MEM_LARGE", env=True, rollouts=("vllm",)),
+    Substitution(
         "VLLM_CPU_KVCACHE_SPACE=1",
         "vLLM's CPU KV cache in GiB, as gpu_memory_utilization on a GPU (its default, 4 GiB per engine, would not "
         "fit 4 engines in 24 GiB)",

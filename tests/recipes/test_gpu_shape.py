@@ -95,12 +95,13 @@ def printed_overrides(env: dict[str, str]) -> dict[str, str]:
 @pytest.mark.parametrize("rollout", gpu_shape.ROLLOUTS)
 def test_the_substitutions_knobs_change_only_sizes_paths_and_names(rollout):
     """Under the substitutions' knobs the recipe prints the same overrides as for GPUs, with other values only where
-    a knob feeds them: nothing else of the GPU shape is lost by scaling it down (M's TP aside, on vLLM)."""
+    a knob feeds them: nothing else of the GPU shape is lost by scaling it down (on vLLM, M's TP and the memory
+    fractions aside)."""
     gpu = printed_overrides(dict(os.environ))
     cpu = printed_overrides({**os.environ, **gpu_shape.environment(rollout, {"<tiny>": "/t", "<prepared>": "/p"})})
     assert gpu.keys() == cpu.keys(), "the knobs must not add or drop a recipe override"
     changed = {key for key in gpu if gpu[key] != cpu[key]}
-    expected = KNOB_FED_KEYS | (
-        {"actor_rollout_ref.rollout.tensor_model_parallel_size"} if rollout == "vllm" else set()
-    )
+    vllm_only = {f"{block}.rollout.gpu_memory_utilization" for block in gpu_shape.MODEL_BLOCKS}
+    vllm_only.add("actor_rollout_ref.rollout.tensor_model_parallel_size")
+    expected = KNOB_FED_KEYS | (vllm_only if rollout == "vllm" else set())
     assert changed == expected, sorted(changed ^ expected)
