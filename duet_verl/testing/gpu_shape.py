@@ -1,14 +1,15 @@
 """The GPU recipes' shape on CPU: what a CPU run of the GPU recipes themselves changes, each with its reason.
 
-``recipes/run_duet_qwen3.sh`` (and ``run_grpo_baseline_qwen3.sh``) run unmodified on a CPU machine with every
-override they make kept, except the substitutions below: the one list, read by the tests that run the recipes
-(``tests/recipes/test_gpu_shape.py``, ``tests/vllm/test_vllm_gpu_shape.py``) and rendered into docs/gpus.md
-(``python -m duet_verl.testing.gpu_shape``; a test keeps the two equal). A substitution is either an environment
-variable (a recipe knob of ``recipes/common_gpu.sh``, or the CPU backend's switch) or a hydra override appended
-after the recipe's own (the last value wins). What stays is the shape a GPU run meets first: several agent-loop
-workers per model, validation before training on sets whose sizes divide by nothing convenient, M's tensor
-parallel replicas, dynamic batch sizes, chunked entropy, FSDP2 with M's actor offloaded and its reference on CPU,
-two optimizer steps for M and eight for m per step, checkpoint retention, a save and a resume.
+``recipes/run_duet_qwen3.sh``, ``run_grpo_baseline_qwen3.sh`` and ``eval_duet_qwen3.sh`` run unmodified on a CPU
+machine with every setting they make kept, except the substitutions below: the one list, read by the tests that
+run the recipes (``tests/recipes/test_gpu_shape.py``, ``tests/vllm/test_vllm_gpu_shape.py``) and rendered into
+docs/gpus.md (``python -m duet_verl.testing.gpu_shape``; a test keeps the two equal). A substitution is an
+environment variable (a recipe knob, or the CPU backend's switch), a hydra override appended after the recipe's
+own, or an argument of the evaluation CLI (the last value wins). What stays is the shape a GPU run meets first:
+several agent-loop workers per model, validation before training on sets whose sizes divide by nothing
+convenient, M's tensor parallel replicas, dynamic batch sizes, chunked entropy, FSDP2 with M's actor offloaded
+and its reference on CPU, two optimizer steps for M and eight for m per step, checkpoint retention, a save and a
+resume.
 """
 
 from __future__ import annotations
@@ -38,10 +39,6 @@ class Substitution:
     recipes: str = "training"  # or "evaluation": recipes/eval_duet_qwen3.sh, whose arguments go to the CLI
 
 
-def _per_model(setting: str, reason: str, rollouts: tuple[str, ...] = ROLLOUTS) -> Substitution:
-    return Substitution(setting.replace("{block}", "<block>"), reason, rollouts=rollouts)
-
-
 SUBSTITUTIONS: list[Substitution] = [
     # --- the device --------------------------------------------------------------------------------------------
     Substitution(
@@ -54,25 +51,25 @@ SUBSTITUTIONS: list[Substitution] = [
     Substitution("+ray_kwargs.ray_init.num_gpus=2", "logical GPUs for the local Ray: verl places workers on GPUs"),
     Substitution("ray_kwargs.ray_init.num_cpus=8", "logical CPUs; fewer than 8 can stall actor scheduling"),
     # --- flash-attn (a GPU-only package) and compilation ---------------------------------------------------------
-    _per_model("<block>.model.use_remove_padding=False", "packed (varlen) sequences need flash-attn"),
-    _per_model("+<block>.model.override_config.attn_implementation=sdpa", "flash_attention_2 needs flash-attn"),
-    _per_model(
+    Substitution("<block>.model.use_remove_padding=False", "packed (varlen) sequences need flash-attn"),
+    Substitution("+<block>.model.override_config.attn_implementation=sdpa", "flash_attention_2 needs flash-attn"),
+    Substitution(
         "<block>.actor.fsdp_config.use_torch_compile=False",
         "torch.compile of verl's kernels: minutes of compiling on 2 CPU cores",
     ),
     # --- the rollout engine -------------------------------------------------------------------------------------
-    _per_model(
+    Substitution(
         "<block>.rollout.name=hf",
         "vLLM's GPU build needs CUDA: the main suite rolls out with the CPU backend's hf server (the vLLM suite "
         "keeps vllm, as its CPU build)",
         rollouts=("hf",),
     ),
-    _per_model(
+    Substitution(
         "+<block>.rollout.enable_sleep_mode=False",
         "vLLM's CPU build refuses sleep mode (the engines stay awake; the trainer's wake/sleep calls still run)",
         rollouts=("vllm",),
     ),
-    _per_model("<block>.rollout.enforce_eager=True", "CUDA graphs: nothing to capture on a CPU", rollouts=("vllm",)),
+    Substitution("<block>.rollout.enforce_eager=True", "CUDA graphs: nothing to capture on a CPU", rollouts=("vllm",)),
     Substitution(
         "TP_LARGE=1",
         "one vLLM CPU engine per worker (M's TP=2 stays on the hf rollout, whose M replica spans both workers)",
@@ -102,7 +99,7 @@ SUBSTITUTIONS: list[Substitution] = [
     ),
     # --- sizes scaled down (the GPU recipe's value in parentheses) ---------------------------------------------
     Substitution("GPUS_PER_NODE=2", "2 workers (logical GPUs) on 2 cores (8)", env=True),
-    _per_model(
+    Substitution(
         f"<block>.rollout.agent.num_workers={AGENT_WORKERS}",
         "agent-loop workers per model, each a Ray process (verl's 8): 3 split neither the 14 validation rows nor "
         "M's 32 and m's 64 rows of a step evenly, so the trainer pads every batch it hands them",
@@ -269,4 +266,4 @@ def markdown_table() -> str:
 
 if __name__ == "__main__":
     # python -m duet_verl.testing.gpu_shape: the substitutions as docs/gpus.md's table
-    print(markdown_table(), end="") if sys.argv[1:] in ([], ["markdown"]) else sys.exit(f"usage: {sys.argv[0]}")
+    print(markdown_table(), end="")
