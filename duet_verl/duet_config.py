@@ -14,13 +14,12 @@ from dataclasses import MISSING, dataclass, field, fields
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from duet_verl.core import GROUPINGS, LENGTH_MEASURES, MARGINAL_UTILITY_MODES, SCHEDULES, TEMPLATES
+from duet_verl.core import GROUPINGS, LENGTH_MEASURES, MARGINAL_UTILITY_MODES, SCHEDULES, SMALL_QUESTIONS, TEMPLATES
 
 LARGE, SMALL = "large", "small"
 SMALL_BLOCK = "small_actor_rollout_ref"
 BASELINE_TEMPLATE = "baseline"
 GUIDED_TEMPLATES = tuple(t for t in TEMPLATES if t != BASELINE_TEMPLATE)  # what duet.small_prompt_template may be
-VAL_SMALL_QUESTIONS = ("bare", "as_prompted")  # what duet.val_small_question may be
 
 
 class DuetConfigError(ValueError):
@@ -139,7 +138,7 @@ def validate(config: DictConfig, duet: DuetConfig) -> None:
         "duet.small_prompt_template": (duet.small_prompt_template, GUIDED_TEMPLATES),
         "duet.length_measure": (duet.length_measure, LENGTH_MEASURES),
         "duet.small_grouping": (duet.small_grouping, GROUPINGS),
-        "duet.val_small_question": (duet.val_small_question, VAL_SMALL_QUESTIONS),
+        "duet.val_small_question": (duet.val_small_question, SMALL_QUESTIONS),
     }
     for key, (value, allowed) in choices.items():
         _require(value in allowed, f"{key}={value!r} is not one of {list(allowed)}", problems)

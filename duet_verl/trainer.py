@@ -72,6 +72,7 @@ from duet_verl.core import (
     place_on_last_token,
     response_lengths,
     small_group_ids,
+    small_question,
     thinking_lengths,
 )
 from duet_verl.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig, DuetConfigError, uses_lora
@@ -265,23 +266,11 @@ class DuetTrainer(RayPPOTrainer):
         start, end = self.duet.think_start, self.duet.think_end
         return [extract_signal(text, start, end) for text in large_batch.non_tensor_batch["response_text"]]
 
-    @staticmethod
-    def _question(row_extra_info: dict, raw_prompt, as_prompted: bool = False) -> str:
-        """The question m reads: ``extra_info.question`` (bare), or M's last user message when ``as_prompted`` (the
-        dataset's answer instruction included) or when the row has no bare question."""
-        question = (row_extra_info or {}).get("question")
-        if question and not as_prompted:
-            return str(question)
-        users = [m["content"] for m in raw_prompt if m.get("role") == "user"]
-        if not users:
-            raise ValueError("a row has neither extra_info.question nor a user message to show the small model")
-        return str(users[-1])
-
     def _small_rows(
-        self, large_batch: DataProto, signals, k: int, template: str, per_question: bool, as_prompted: bool = False
+        self, large_batch: DataProto, signals, k: int, template: str, per_question: bool, question_form: str = "bare"
     ) -> DataProto:
         """k m rows per M row (guided and per-signal baseline) or per question (per-prompt baseline); m reads the
-        bare question, or M's user message with ``as_prompted`` (validation's ``duet.val_small_question``)."""
+        question in ``question_form`` (``core.small_question``; validation's ``duet.val_small_question``)."""
         nt = large_batch.non_tensor_batch
         rows = defaultdict(list)
         seen_questions = set()
@@ -290,7 +279,7 @@ class DuetTrainer(RayPPOTrainer):
                 if nt["uid"][i] in seen_questions:
                     continue
                 seen_questions.add(nt["uid"][i])
-            question = self._question(nt["extra_info"][i], nt["raw_prompt"][i], as_prompted)
+            question = small_question((nt["extra_info"][i] or {}).get("question"), nt["raw_prompt"][i], question_form)
             for _ in range(k):
                 rows["large_row"].append(-1 if per_question else int(nt["large_row"][i]))
                 rows["question_uid"].append(nt["uid"][i])
@@ -572,8 +561,8 @@ class DuetTrainer(RayPPOTrainer):
             n = self.config.actor_rollout_ref.rollout.val_kwargs.n
             large = self._generate_large(batch_dict, n, validate=True, timing=timing, timer="val_gen_large")
             signals = self._signals(large)
-            as_prompted = self.duet.val_small_question == "as_prompted"
-            small_rows = self._small_rows(large, signals, k, self.duet.small_prompt_template, False, as_prompted)
+            template, form = self.duet.small_prompt_template, self.duet.val_small_question
+            small_rows = self._small_rows(large, signals, k, template, per_question=False, question_form=form)
             small = self._generate_small(small_rows, timing, "val_gen_small", validate=True, sleep_after=True)
             scores = small.batch["rm_scores"].sum(-1).numpy()
             parents = small.non_tensor_batch["large_row"].astype(np.int64)

@@ -102,3 +102,15 @@ def gpu_shape_places(tiny_assets, prepared_root) -> dict[str, str]:
 
     gpu_shape.pool_training_rows(prepared_root)
     return {"<tiny>": str(tiny_assets["tokenizer"].parent), "<prepared>": str(prepared_root)}
+
+
+@pytest.fixture(scope="session")
+def lock_constraints():
+    """``docker/lock_constraints.py``, which reads the lock files (``pins``) for the docker build and the tests."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "docker" / "lock_constraints.py"
+    spec = importlib.util.spec_from_file_location("lock_constraints", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

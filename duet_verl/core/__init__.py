@@ -5,7 +5,7 @@ No Ray, verl or GPU imports: everything here is unit-tested on CPU in seconds an
 
 from duet_verl.core.grouping import GROUPINGS, large_group_ids, small_group_ids
 from duet_verl.core.lambda_schedule import SCHEDULES, LambdaSchedule
-from duet_verl.core.prompts import TEMPLATES, SmallPrompt, render_small_prompt
+from duet_verl.core.prompts import SMALL_QUESTIONS, TEMPLATES, SmallPrompt, render_small_prompt, small_question
 from duet_verl.core.rewards import (
     LENGTH_MEASURES,
     MARGINAL_UTILITY_MODES,
@@ -30,6 +30,7 @@ __all__ = [
     "LENGTH_MEASURES",
     "MARGINAL_UTILITY_MODES",
     "SCHEDULES",
+    "SMALL_QUESTIONS",
     "TEMPLATES",
     "AnswerScore",
     "DuetRewards",
@@ -38,6 +39,7 @@ __all__ = [
     "Signal",
     "SignalCase",
     "SmallPrompt",
+    "small_question",
     "compute_duet_rewards",
     "extract_signal",
     "marker_token_id",

@@ -19,6 +19,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TEMPLATES = ("paper", "chat_think", "baseline")
+SMALL_QUESTIONS = ("bare", "as_prompted")  # what m reads as the question (small_question)
+
+
+def small_question(bare: str | None, messages, form: str = "bare") -> str:
+    """The question m reads: the bare question (``extra_info.question``, as in training) or, ``as_prompted`` or
+    without a bare question, the last user message of M's prompt, the dataset's answer instruction included (the
+    authors' form for AIME, AMC and MATH: docs/method.md, "Prompts")."""
+    if bare and form == "bare":
+        return str(bare)
+    users = [m["content"] for m in messages if m.get("role") == "user"]
+    if not users:
+        raise ValueError("a row has neither extra_info.question nor a user message to show the small model")
+    return str(users[-1])
 
 
 @dataclass(frozen=True)

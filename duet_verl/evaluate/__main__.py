@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from duet_verl.core import TEMPLATES
+from duet_verl.core import SMALL_QUESTIONS, TEMPLATES
 from duet_verl.evaluate.metrics import MODES
-from duet_verl.evaluate.runner import SMALL_QUESTIONS, EvalConfig, EvalInputError, Sampling, run
+from duet_verl.evaluate.runner import EvalConfig, EvalInputError, Sampling, run
 
 
 def build_parser() -> argparse.ArgumentParser:

