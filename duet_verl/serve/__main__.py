@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--small-max-prompt-tokens", type=int, help="cut the signal's start to fit (default: no cut)")
     parser.add_argument("--max-prompt-tokens", type=int, default=4096, help="M's prompt budget (longer: a 400)")
     parser.add_argument(
+        "--max-request-bytes", type=int, default=4 * 2**20, help="largest request body (larger: a 413); default 4 MiB"
+    )
+    parser.add_argument(
         "--large-instruction",
         default=MATH_INSTRUCTION,
         help="appended to the question for M, as in training (default: data_prep's math instruction); m reads "
@@ -64,7 +67,7 @@ def is_url(model: str) -> bool:
 
 def check_args(args) -> None:
     """Refuse bad flags before any model loads."""
-    for flag in ("large_max_tokens", "small_max_tokens", "max_prompt_tokens", "max_batch"):
+    for flag in ("large_max_tokens", "small_max_tokens", "max_prompt_tokens", "max_request_bytes", "max_batch"):
         if getattr(args, flag) < 1:
             raise SystemExit(f"--{flag.replace('_', '-')} must be ≥ 1, got {getattr(args, flag)}")
     if args.small_max_prompt_tokens is not None and args.small_max_prompt_tokens < 1:
@@ -122,6 +125,7 @@ async def build_service(args):
         small_max_prompt_tokens=args.small_max_prompt_tokens,
         large_instruction=args.large_instruction,
         markers=(args.think_start, args.think_end),
+        max_request_bytes=args.max_request_bytes,
     )
 
 

@@ -31,6 +31,7 @@ from duet_verl.serve.protocol import (
     ChatRequest,
     Reply,
     RequestError,
+    decode_body,
     finish_reason,
     parse_chat_request,
     reasoning,
@@ -56,6 +57,7 @@ class DuetService:
     small_max_prompt_tokens: int | None = None  # m's prompt budget: the signal's start is cut to fit
     large_instruction: str = ""  # appended to the last user message for M, as data_prep's files do; m reads it bare
     markers: tuple[str, str] = QWEN3_MARKERS  # M's thinking markers (duet.think_start, duet.think_end)
+    max_request_bytes: int = 4 * 2**20  # a larger request body is refused with a 413 before it is read whole
 
     def __post_init__(self):
         self.large_decoder = ResponseDecoder(self.large_tokenizer, self.markers)  # M's, markers kept
@@ -159,9 +161,7 @@ def build_app(service: DuetService):
     @app.post("/v1/chat/completions")
     async def chat_completions(http: Request):
         try:
-            request = service.parse(await http.json())
-        except ValueError:  # not JSON
-            return error(RequestError("the request body is not valid JSON"))
+            request = service.parse(decode_body(await _read_body(http, service.max_request_bytes)))
         except RequestError as failure:
             return error(failure)
         reply = Reply(service.model)
@@ -186,6 +186,25 @@ def build_app(service: DuetService):
         return StreamingResponse(_sse(reply, request, first, events), media_type="text/event-stream")
 
     return app
+
+
+async def _read_body(http: Request, limit: int) -> bytes:
+    """The request body, refused with a 413 as soon as it is known to exceed ``limit`` bytes: from its
+    Content-Length when it declares one, else while it streams in."""
+    too_large = RequestError(
+        f"the request body is larger than this server's limit of {limit} bytes (--max-request-bytes)",
+        status=413,
+        code="request_too_large",
+    )
+    declared = http.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in http.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
 
 
 async def _sse(reply: Reply, request: ChatRequest, first, events) -> AsyncIterator[str]:

@@ -95,6 +95,21 @@ def _messages(body: dict) -> list[dict]:
     return checked
 
 
+def _not_a_number(constant: str):
+    raise RequestError(f"the request body holds {constant}, which is not a JSON number")
+
+
+def decode_body(raw: bytes) -> object:
+    """A request body's JSON value; anything that is not standard JSON (bad syntax or encoding, ``NaN`` or
+    ``Infinity``, nesting deeper than Python's parser recurses) is a 400, never a server error."""
+    try:
+        return json.loads(raw, parse_constant=_not_a_number)
+    except RecursionError:
+        raise RequestError("the request body is nested too deeply to parse") from None
+    except ValueError:  # bad JSON or bad UTF-8 (json.JSONDecodeError and UnicodeDecodeError are ValueErrors)
+        raise RequestError("the request body is not valid JSON") from None
+
+
 def parse_chat_request(body, model: str, default_sampling: Sampling) -> ChatRequest:
     """Check ``body`` against what a DUET pair serves; raise ``RequestError`` naming the field otherwise.
 
