@@ -1,18 +1,28 @@
-"""Checkpoint bookkeeping of a DUET run that needs no Ray or workers: which folders to prune, and how to put the
-dataloader back where an uninterrupted run would be.
+"""Checkpoint bookkeeping of a DUET run that needs no Ray or workers: which folders to prune, whether a checkpoint
+is intact and which one a resume loads, and how to put the dataloader back where an uninterrupted run would be.
 
-A DUET checkpoint is ``global_step_N/`` (both models, ``data.pt``, ``duet_state.json``), written as
-``global_step_N.partial/`` and renamed when complete; ``latest_checkpointed_iteration.txt`` names the step to
-resume from and is written last.
+A DUET checkpoint is ``global_step_N/`` (both models, ``data.pt``, ``duet_state.json`` and ``manifest.json``, the
+size of every other file), written as ``global_step_N.partial/`` and renamed when complete;
+``latest_checkpointed_iteration.txt`` names the step to resume from and is written last.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 
 TRACKER_FILE = "latest_checkpointed_iteration.txt"
+MANIFEST_FILE = "manifest.json"
+DAMAGED_SUFFIX = ".damaged"
+DAMAGED_CHOICES = ("error", "last_intact")  # duet.damaged_checkpoint
 _STEP_FOLDER = re.compile(r"global_step_(\d+)")
+_REQUIRED = ("duet_state.json", "data.pt", "large/actor", "small/actor")
+
+
+class DamagedCheckpointError(RuntimeError):
+    """The checkpoint a resume would load is incomplete; nothing was loaded."""
 
 
 def complete_checkpoints(root: Path) -> dict[int, Path]:
@@ -28,9 +38,107 @@ def complete_checkpoints(root: Path) -> dict[int, Path]:
 
 
 def tracked_step(root: Path) -> int | None:
-    """The step ``latest_checkpointed_iteration.txt`` points at, or None without one."""
+    """The step ``latest_checkpointed_iteration.txt`` points at, or None without one (or with one that names no
+    step: :func:`choose_resume` reports that)."""
     tracker = root / TRACKER_FILE
-    return int(tracker.read_text().strip()) if tracker.is_file() else None
+    if not tracker.is_file():
+        return None
+    text = tracker.read_text().strip()
+    return int(text) if text.isdigit() else None
+
+
+def write_manifest(folder: Path) -> None:
+    """Record the size of every file under ``folder`` (a checkpoint about to be published) in its manifest."""
+    sizes = {
+        str(path.relative_to(folder)): path.stat().st_size
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST_FILE
+    }
+    (folder / MANIFEST_FILE).write_text(json.dumps({"files": sizes}, indent=1))
+
+
+def checkpoint_problems(folder: Path) -> list[str]:
+    """What is wrong with a published checkpoint: missing parts, and files missing or of another size than its
+    manifest records (a truncated shard after a storage fault). Empty when it is intact. Sizes, not contents,
+    are checked: reading every byte of a large model's shards would cost minutes at each resume."""
+    if not folder.is_dir():
+        return [f"{folder} does not exist"]
+    problems = [f"{folder / part} is missing" for part in _REQUIRED if not (folder / part).exists()]
+    manifest = folder / MANIFEST_FILE
+    if not manifest.is_file():
+        return problems + [f"{manifest} is missing"]
+    try:
+        sizes = json.loads(manifest.read_text())["files"]
+    except (ValueError, KeyError, TypeError):
+        return problems + [f"{manifest} is not a readable manifest"]
+    for name, size in sizes.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif path.stat().st_size != size:
+            problems.append(f"{path} has {path.stat().st_size} bytes; {size} were written")
+    return problems
+
+
+def choose_resume(root: Path, resume_mode: str, resume_from_path: str | None, on_damaged: str) -> Path | None:
+    """The checkpoint folder a run resumes from (None: from scratch), checked before anything loads.
+
+    ``resume_mode`` is verl's (``disable``, ``auto``: the tracker's checkpoint under ``root``, ``resume_path``:
+    ``resume_from_path``). A damaged checkpoint raises :class:`DamagedCheckpointError` naming what is wrong and
+    the newest intact one; with ``on_damaged="last_intact"`` an ``auto`` resume instead sets the damaged folder
+    aside (renamed ``*.damaged``, so later saves and pruning skip it) and returns the newest intact one. A
+    ``resume_path`` the user named is never replaced.
+    """
+    if resume_mode == "disable":
+        return None
+    if resume_mode == "resume_path":
+        folder = Path(resume_from_path).absolute()
+        problems = checkpoint_problems(folder)
+        if problems:
+            raise DamagedCheckpointError(_damaged_message(folder, problems, _newest_intact(folder.parent, None)))
+        return folder
+    tracker = root / TRACKER_FILE
+    published = complete_checkpoints(root)
+    step = tracked_step(root)
+    if step is None and not tracker.is_file():
+        if not published:
+            return None  # a fresh run
+        problems = [f"{tracker} is missing, but {len(published)} checkpoint(s) are published under {root}"]
+        damaged = None
+    elif step is None:
+        problems, damaged = [f"{tracker} names no step: {tracker.read_text()[:40]!r}"], None
+    else:
+        damaged = root / f"global_step_{step}"
+        problems = checkpoint_problems(damaged)
+        if not problems:
+            return damaged
+    intact = _newest_intact(root, step)
+    if on_damaged != "last_intact" or intact is None:
+        raise DamagedCheckpointError(_damaged_message(damaged or tracker, problems, intact))
+    if damaged is not None and damaged.is_dir():
+        os.replace(damaged, damaged.with_name(damaged.name + DAMAGED_SUFFIX))
+        problems.append(f"it was moved aside to {damaged.name + DAMAGED_SUFFIX}")
+    print(f"[duet] the newest checkpoint is damaged: {'; '.join(problems)}. Resuming from {intact} "
+          "(duet.damaged_checkpoint=last_intact)", flush=True)  # fmt: skip
+    return intact
+
+
+def _newest_intact(root: Path, below: int | None) -> Path | None:
+    """The newest intact published checkpoint under ``root`` (older than step ``below`` when given)."""
+    for step in sorted(complete_checkpoints(root), reverse=True):
+        if (below is None or step < below) and not checkpoint_problems(root / f"global_step_{step}"):
+            return root / f"global_step_{step}"
+    return None
+
+
+def _damaged_message(what: Path, problems: list[str], intact: Path | None) -> str:
+    fallback = (
+        f"The newest intact checkpoint is {intact}: set duet.damaged_checkpoint=last_intact to resume from it "
+        "(the damaged one is moved aside), or trainer.resume_mode=resume_path trainer.resume_from_path=<folder>."
+        if intact is not None
+        else "No intact checkpoint is left: trainer.resume_mode=disable starts the run from scratch."
+    )
+    return f"cannot resume from {what}: {'; '.join(problems)}. Nothing was loaded. {fallback}"
 
 
 def stale_checkpoints(root: Path, keep: int | None) -> list[Path]:

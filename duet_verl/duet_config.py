@@ -14,7 +14,9 @@ from dataclasses import MISSING, dataclass, field, fields
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from duet_verl.checkpointing import DAMAGED_CHOICES
 from duet_verl.core import GROUPINGS, LENGTH_MEASURES, MARGINAL_UTILITY_MODES, SCHEDULES, SMALL_QUESTIONS, TEMPLATES
+from duet_verl.preemption import signal_problems
 
 LARGE, SMALL = "large", "small"
 SMALL_BLOCK = "small_actor_rollout_ref"
@@ -98,6 +100,17 @@ class DuetConfig:
         "user message, the dataset's answer instruction included: the authors' form for AIME, AMC and MATH).",
         "as_prompted",
     )
+    stop_signals: tuple[str, ...] = _key(
+        ("SIGTERM", "SIGINT", "SIGUSR1"),
+        "Signals on which the driver finishes the step in flight, writes a checkpoint and exits with status 75, "
+        "for the scheduler to requeue (docs/clusters.md, Preemption).",
+    )
+    damaged_checkpoint: str = _key(
+        "error",
+        "When the checkpoint a resume would load is damaged (a file missing or truncated, a tracker naming no "
+        'intact folder): "error" (stop before loading, naming the file and the newest intact checkpoint) or '
+        '"last_intact" (move it aside and resume from that one, saying so).',
+    )
 
     @classmethod
     def from_config(cls, config: DictConfig) -> DuetConfig:
@@ -107,6 +120,7 @@ class DuetConfig:
         if unknown:
             raise DuetConfigError(f"unknown keys under duet: {unknown}; known: {sorted(known)}")
         values = {name: duet[name] for name in known}
+        values["stop_signals"] = tuple(values["stop_signals"])
         if values["small_prompt_length"] is None:
             values["small_prompt_length"] = config.data.max_prompt_length + config.data.max_response_length
         return cls(**values)
@@ -139,9 +153,12 @@ def validate(config: DictConfig, duet: DuetConfig) -> None:
         "duet.length_measure": (duet.length_measure, LENGTH_MEASURES),
         "duet.small_grouping": (duet.small_grouping, GROUPINGS),
         "duet.val_small_question": (duet.val_small_question, SMALL_QUESTIONS),
+        "duet.damaged_checkpoint": (duet.damaged_checkpoint, DAMAGED_CHOICES),
     }
     for key, (value, allowed) in choices.items():
         _require(value in allowed, f"{key}={value!r} is not one of {list(allowed)}", problems)
+    for problem in signal_problems(duet.stop_signals):
+        problems.append(f"duet.stop_signals: {problem}")
     _require(duet.length_bound > 0, f"duet.length_bound={duet.length_bound} must be > 0", problems)
     _require(
         0.0 <= duet.lambda_clip_min <= duet.lambda_clip_max,
@@ -275,6 +292,8 @@ def build_model_views(config: DictConfig, duet: DuetConfig) -> dict[str, DictCon
 def _yaml_value(value) -> str:
     if value is None:
         return "null"
+    if isinstance(value, tuple):
+        return f"[{', '.join(map(str, value))}]"
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

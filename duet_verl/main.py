@@ -1,7 +1,8 @@
 """Entry point: ``python -m duet_verl.main [hydra overrides]`` (config: ``duet_verl/config/duet_trainer.yaml``).
 
-The DUET config is validated before Ray or any worker starts; the run itself happens in a Ray task runner,
-as in verl's ``main_ppo``.
+The DUET config and the checkpoint a resume would load are checked before Ray or any worker starts; the run
+itself happens in a Ray task runner, as in verl's ``main_ppo``. The driver exits with status 0 when training is
+done and ``PREEMPTED_EXIT_CODE`` (75) when a stop signal ended it after a checkpoint (``duet_verl.preemption``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import ray
 from omegaconf import DictConfig, OmegaConf, open_dict
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from duet_verl.checkpointing import choose_resume
 from duet_verl.cluster import NodeLostError, NodeWatch, node_lost_message
 from duet_verl.duet_config import (
     LARGE,
@@ -27,16 +29,20 @@ from duet_verl.duet_config import (
     optimizer_steps_per_training_step,
     validate,
 )
+from duet_verl.preemption import PREEMPTED, PREEMPTED_EXIT_CODE, StopRequest, StopSignals
 
 
 @hydra.main(config_path="config", config_name="duet_trainer", version_base=None)
 def main(config: DictConfig) -> None:
-    run_duet(config)
+    if run_duet(config) == PREEMPTED:
+        sys.exit(PREEMPTED_EXIT_CODE)
 
 
-def run_duet(config: DictConfig) -> None:
+def run_duet(config: DictConfig) -> str:
+    """Train; returns ``COMPLETED``, or ``PREEMPTED`` when a stop signal ended the run after a checkpoint."""
     duet = DuetConfig.from_config(config)
     validate(config, duet)
+    _resolve_resume(config, duet)
     steps = optimizer_steps_per_training_step(config, duet)
     print(f"[duet] optimizer steps per training step: M {steps[LARGE]}, m {steps[SMALL]}", flush=True)
     agent_loops = str(resources.files("duet_verl.config").joinpath("agent_loops.yaml"))
@@ -53,8 +59,14 @@ def run_duet(config: DictConfig) -> None:
     # losing a worker node leaves it alive to report which one.
     here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
     watch = NodeWatch(ray.nodes)
+    stop_request = ray.remote(num_cpus=0)(StopRequest).options(scheduling_strategy=here).remote()
     try:
-        ray.get(DuetTaskRunner.options(scheduling_strategy=here).remote().run.remote(views[LARGE], views[SMALL], duet))
+        with StopSignals(duet.stop_signals) as signals:
+            runner = DuetTaskRunner.options(scheduling_strategy=here).remote()
+            run = runner.run.remote(views[LARGE], views[SMALL], duet, stop_request)
+            while not ray.wait([run], timeout=1.0)[0]:  # a second at most between a signal and the trainer
+                signals.forward(stop_request)
+            outcome = ray.get(run)
     except Exception as error:
         if watch.several_nodes:
             print("[duet] the run failed; asking Ray whether one of its nodes was lost", file=sys.stderr, flush=True)
@@ -64,13 +76,28 @@ def run_duet(config: DictConfig) -> None:
         message = node_lost_message(dead, Path(config.trainer.default_local_dir).absolute())
         print(f"[duet] {message}", file=sys.stderr, flush=True)
         raise NodeLostError(message) from error
+    if outcome == PREEMPTED:
+        print(f"[duet] stopped for {signals.received}; exiting with status {PREEMPTED_EXIT_CODE}", flush=True)
+    return outcome
+
+
+def _resolve_resume(config: DictConfig, duet: DuetConfig) -> None:
+    """Check the checkpoint a resume would load before anything starts. A damaged one stops the run naming the
+    file (``duet.damaged_checkpoint=error``) or is set aside for the newest intact one, which the run then resumes
+    from through ``trainer.resume_mode=resume_path`` (``last_intact``)."""
+    trainer = config.trainer
+    root = Path(trainer.default_local_dir).absolute()
+    folder = choose_resume(root, trainer.resume_mode, trainer.get("resume_from_path"), duet.damaged_checkpoint)
+    if folder is not None and trainer.resume_mode == "auto":
+        with open_dict(config):
+            trainer.resume_mode, trainer.resume_from_path = "resume_path", str(folder)
 
 
 @ray.remote(num_cpus=1)
 class DuetTaskRunner:
     """Builds datasets, tokenizers and the trainer on a Ray worker (verl's TaskRunner pattern)."""
 
-    def run(self, large_config: DictConfig, small_config: DictConfig, duet: DuetConfig) -> None:
+    def run(self, large_config: DictConfig, small_config: DictConfig, duet: DuetConfig, stop_request) -> str:
         from verl.single_controller.ray import RayWorkerGroup
         from verl.trainer.ppo.ray_trainer import ResourcePoolManager, Role
         from verl.trainer.ppo.utils import create_rl_dataset, create_rl_sampler
@@ -112,9 +139,10 @@ class DuetTaskRunner:
             val_dataset=val_dataset,
             collate_fn=collate_fn,
             train_sampler=create_rl_sampler(data, train_dataset),
+            stop_request=stop_request,
         )
         trainer.init_workers()
-        trainer.fit()
+        return trainer.fit()
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ what changes with two models:
   ``algorithm.use_kl_in_reward`` / ``actor.use_kl_loss``) → GRPO advantages → update m → update M. At most one
   rollout engine is awake at a time.
 - ``_validate``, ``_save_checkpoint``, ``_load_checkpoint``: the same chain without length penalty (its
-  generations written to ``trainer.validation_data_dir``), and checkpoints holding both models, λ and the
-  dataloader, published only when complete and pruned to ``trainer.max_actor_ckpt_to_keep``.
+  generations written to ``trainer.validation_data_dir``), and checkpoints holding both models, λ, the
+  dataloader and a manifest of file sizes, published only when complete and pruned to
+  ``trainer.max_actor_ckpt_to_keep``. After a stop signal (``duet_verl.preemption``), ``fit`` saves after the
+  step in flight and returns ``PREEMPTED``.
 
 Rows of M and m are linked by explicit ids (``large_row``), never by position.
 """
@@ -62,6 +64,7 @@ from duet_verl.checkpointing import (
     shared_filesystem_error,
     stale_checkpoints,
     tracked_step,
+    write_manifest,
 )
 from duet_verl.core import (
     DuetRewards,
@@ -76,6 +79,7 @@ from duet_verl.core import (
     thinking_lengths,
 )
 from duet_verl.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig, DuetConfigError, uses_lora
+from duet_verl.preemption import COMPLETED, PREEMPTED
 from duet_verl.rollout.naming import server_name_prefix
 
 
@@ -127,9 +131,10 @@ def _object_array(items: list) -> np.ndarray:
 class DuetTrainer(RayPPOTrainer):
     """verl's PPO trainer driving two models; ``config`` is M's view, ``small_config`` m's."""
 
-    def __init__(self, *, small_config: DictConfig, duet: DuetConfig, small_tokenizer, **kwargs):
+    def __init__(self, *, small_config: DictConfig, duet: DuetConfig, small_tokenizer, stop_request=None, **kwargs):
         super().__init__(**kwargs)
         self.duet = duet
+        self.stop_request = stop_request  # duet_verl.preemption.StopRequest actor: the driver's stop signal
         self.small_tokenizer = small_tokenizer
         with open_dict(small_config):
             small_config.actor_rollout_ref.actor.optim.total_training_steps = self.total_training_steps
@@ -518,10 +523,13 @@ class DuetTrainer(RayPPOTrainer):
             pprint(f"Initial validation metrics: {val_metrics}")
             tracker.log(data=val_metrics, step=self.global_steps)
             if self.config.trainer.get("val_only", False):
-                return
+                return COMPLETED
         if self.global_steps >= self.total_training_steps:
             print(f"[duet] nothing to do: resumed at step {self.global_steps} of {self.total_training_steps}")
-            return
+            return COMPLETED
+        if self._stop_reason():  # asked to stop before the first step: the state is the loaded checkpoint's
+            print(f"[duet] stopped before step {self.global_steps + 1}: nothing new to save", flush=True)
+            return PREEMPTED
         progress = tqdm(total=self.total_training_steps, initial=self.global_steps, desc="DUET training")
         start_epoch = self.global_steps // len(self.train_dataloader)
         for epoch in range(start_epoch, self.config.trainer.total_epochs):
@@ -532,21 +540,35 @@ class DuetTrainer(RayPPOTrainer):
                 is_last_step = self.global_steps >= self.total_training_steps
                 with marked_timer("step", timing):
                     self._duet_step(batch_dict, metrics, timing)
+                # A stop signal: save now whatever save_freq says, and skip validation (the grace period is short)
+                stop = None if is_last_step else self._stop_reason()
+                if stop:
+                    print(f"[duet] {stop}: step {self.global_steps} is done; writing its checkpoint", flush=True)
                 save_freq = self.config.trainer.save_freq
-                if save_freq > 0 and (is_last_step or self.global_steps % save_freq == 0):
+                if stop or (save_freq > 0 and (is_last_step or self.global_steps % save_freq == 0)):
                     with marked_timer("save_checkpoint", timing):
                         self._save_checkpoint()
                 test_freq = self.config.trainer.test_freq
-                if test_freq > 0 and (is_last_step or self.global_steps % test_freq == 0):
+                if not stop and test_freq > 0 and (is_last_step or self.global_steps % test_freq == 0):
                     with marked_timer("testing", timing):
                         metrics.update(self._validate())
                 metrics.update({f"timing_s/{name}": seconds for name, seconds in timing.items()})
                 tracker.log(data=metrics, step=self.global_steps)
                 progress.update(1)
+                if stop:
+                    progress.close()
+                    print(f"[duet] stopped for {stop} after step {self.global_steps}; the same command resumes at "
+                          f"step {self.global_steps + 1}", flush=True)  # fmt: skip
+                    return PREEMPTED
                 if is_last_step:
                     progress.close()
-                    return
+                    return COMPLETED
         progress.close()
+        return COMPLETED
+
+    def _stop_reason(self) -> str | None:
+        """The signal the driver was stopped with, if any (one small Ray call per step)."""
+        return ray.get(self.stop_request.reason.remote()) if self.stop_request is not None else None
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> dict[str, float]:
@@ -637,6 +659,7 @@ class DuetTrainer(RayPPOTrainer):
         torch.save(self.train_dataloader.state_dict(), partial / "data.pt")
         state = {"global_step": self.global_steps, "lambda_schedule": self.lambda_schedule.state_dict()}
         (partial / "duet_state.json").write_text(json.dumps(state, indent=2))
+        write_manifest(partial)  # every file's size, checked before a resume loads anything
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
         tracker_tmp = root / f"{TRACKER_FILE}.tmp"

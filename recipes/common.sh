@@ -50,7 +50,9 @@ job_runtime_env() {
   echo "{\"env_vars\": {${pairs[*]}}}"
 }
 
-# launch_local MODULE OVERRIDE...: `python -m MODULE OVERRIDE...` on this machine (or print under DRY_RUN).
+# launch_local MODULE OVERRIDE...: `python -m MODULE OVERRIDE...` on this machine (or print under DRY_RUN). Python
+# replaces this shell (exec), so a scheduler's signal to the recipe's process reaches the trainer's driver, which
+# checkpoints and exits with 75 (docs/clusters.md, "Preemption"); a shell waiting on it would die and leave it running.
 launch_local() {
   local module=$1
   shift
@@ -58,7 +60,7 @@ launch_local() {
     printf '%s\n' "$@"
     return 0
   fi
-  python -m "$module" "$@"
+  exec python -m "$module" "$@"
 }
 
 # launch MODULE OVERRIDE...: with RAY_ADDRESS set (the dashboard, e.g. http://head:8265), submit to that Ray

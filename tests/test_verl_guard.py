@@ -172,3 +172,15 @@ def test_installed_verl_has_everything_duet_verl_touches():
             failures.append(f"- {check.__name__}: {type(error).__name__}: {error}")
     if failures:
         pytest.fail("installed verl no longer matches what duet-verl relies on:\n" + "\n".join(failures))
+
+
+def test_rays_job_stop_still_waits_as_long_as_the_launchers_ask():
+    """The launchers' preemption path (docs/clusters.md, "Preemption") relies on ``ray job stop`` sending SIGTERM
+    to the job's driver and waiting ``RAY_JOB_STOP_WAIT_TIME_S`` before SIGKILL: read in Ray's job supervisor."""
+    from ray.dashboard.modules.job import job_supervisor
+
+    source = inspect.getsource(job_supervisor)
+    assert '"RAY_JOB_STOP_WAIT_TIME_S"' in source and '"SIGTERM"' in source, (
+        "Ray's job supervisor no longer reads RAY_JOB_STOP_WAIT_TIME_S: the SLURM script and the KubeRay manifest "
+        "would let Ray kill the driver before it checkpoints"
+    )

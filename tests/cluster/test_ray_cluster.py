@@ -3,9 +3,11 @@
 ``ray.cluster_utils.Cluster`` starts a head and a worker node (two raylets, one logical GPU each) and the test
 runs ``RAY_ADDRESS=<dashboard> bash recipes/run_duet_cpu_tiny.sh`` with ``NNODES=2 CPU_WORKERS=1``: the recipe's
 own ``ray job submit`` path, the one the GPU recipes take. One cluster is shared by the module, in order:
-- a job is stopped with ``ray job stop`` after its first checkpoint; the same command, resubmitted, resumes from
-  the last complete checkpoint (step, λ, and the dataloader: no question is seen twice in the epoch) and finishes,
-  with workers and rollout servers on both nodes (Ray's state API);
+- a job is stopped after its first checkpoint by ``python -m duet_verl.preemption`` (the KubeRay preStop hook: ``ray
+  job stop`` for every running job, waiting for them): its driver gets SIGTERM mid-step, finishes the step,
+  checkpoints it and exits 75; the same command, resubmitted, resumes from that checkpoint (step, λ, and the
+  dataloader: no question is seen twice in the epoch) and finishes, with workers and rollout servers on both nodes
+  (Ray's state API);
 - the worker node's raylet is killed mid-run: the job fails within a bounded time saying which node was lost and
   where to resume; a new node joins and the same command resumes from the intact checkpoint.
 """
@@ -24,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from duet_verl.checkpointing import missing_checkpoint_files, tracked_step
+from duet_verl.checkpointing import checkpoint_problems, missing_checkpoint_files, tracked_step
+from duet_verl.preemption import PREEMPTED_EXIT_CODE
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "run_duet_cpu_tiny.sh"
@@ -102,14 +105,18 @@ class LocalCluster:
 def cluster():
     # The job's `python` is the one on the raylets' PATH: this environment's, as on a node where `ray start` ran
     # from it.
-    old_path = os.environ["PATH"]
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{old_path}"
+    # RAY_JOB_STOP_WAIT_TIME_S: how long `ray job stop` lets a driver checkpoint before SIGKILL (Ray's default: 3 s),
+    # read by the job supervisors the head node starts.
+    old_env = dict(os.environ)
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{old_env['PATH']}"
+    os.environ["RAY_JOB_STOP_WAIT_TIME_S"] = str(JOB_TIMEOUT_S)
     local = LocalCluster()
     try:
         yield local
     finally:
         local.cluster.shutdown()
-        os.environ["PATH"] = old_path
+        os.environ.clear()
+        os.environ.update(old_env)
 
 
 @pytest.fixture(scope="module")
@@ -163,11 +170,16 @@ def test_stopped_job_resumes_from_its_last_checkpoint_on_two_nodes(cluster, tiny
     start = time.perf_counter()
     stopped = cluster.submit(tmp_path, tiny_dir, steps, *overrides)
     wait_for_checkpoint(root, 2)
-    cluster.client.stop_job(stopped)
-    assert cluster.finish(stopped) == JobStatus.STOPPED
+    stop = [sys.executable, "-m", "duet_verl.preemption", "--address", cluster.address, "--wait", str(JOB_TIMEOUT_S)]
+    assert subprocess.run(stop, capture_output=True, text=True, timeout=JOB_TIMEOUT_S + 60).returncode == 0
+    assert cluster.client.get_job_status(stopped) == JobStatus.STOPPED
+    stopped_logs = cluster.logs(stopped)
     last = tracked_step(root)
-    assert last is not None and 2 <= last < steps, "the job must be stopped mid-run"
+    assert last is not None and 2 < last < steps, "the step in flight after the step-2 checkpoint is saved"
+    assert f"[duet] SIGTERM: step {last} is done; writing its checkpoint" in stopped_logs, stopped_logs[-6000:]
+    assert f"exiting with status {PREEMPTED_EXIT_CODE}" in stopped_logs
     assert_complete_checkpoint(root / f"global_step_{last}")
+    assert checkpoint_problems(root / f"global_step_{last}") == []
     lambda_saved = json.loads((root / f"global_step_{last}" / "duet_state.json").read_text())["lambda_schedule"]
 
     resumed = cluster.submit(tmp_path, tiny_dir, steps, *overrides)

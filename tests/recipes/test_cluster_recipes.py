@@ -4,10 +4,13 @@ submission path itself runs end to end in tests/cluster on a two-node Ray cluste
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jsonschema
@@ -168,5 +171,73 @@ def test_rayjob_runs_the_paper_recipe_on_the_gpus_it_asks_for():
 def test_slurm_script_submits_the_paper_recipe_through_its_launcher():
     text = (CLUSTER / "slurm_duet_qwen3.sbatch").read_text()
     assert f"bash {IMAGE_RECIPES}run_duet_qwen3.sh" in text
-    assert 'RAY_ADDRESS="http://127.0.0.1:$DASHBOARD_PORT"' in text and 'NNODES="${#nodes[@]}"' in text
+    assert 'dashboard="http://127.0.0.1:$DASHBOARD_PORT"' in text and 'RAY_ADDRESS="$dashboard"' in text
+    assert 'NNODES="${#nodes[@]}"' in text
     subprocess.run(["bash", "-n", str(CLUSTER / "slurm_duet_qwen3.sbatch")], check=True)
+
+
+FAKE_SRUN = r"""#!/usr/bin/env bash
+# srun on a fake allocation: runs what the script asks for here, standing in for Ray and the training job.
+echo "srun $*" >> "$FAKE_DIR/calls"
+while [ $# -gt 0 ]; do case $1 in -w) shift 2 ;; -*) shift ;; *) break ;; esac; done
+case "$1" in
+  hostname) echo 10.0.0.1 ;;
+  python) echo 16 ;;  # the GPUs that joined Ray: both nodes'
+  ray) [ "$2" = job ] && kill "$(cat "$FAKE_DIR/job.pid")" || exec /bin/sleep 600 ;;  # ray job stop / ray start
+  env) echo $$ > "$FAKE_DIR/job.pid"; exec /bin/sleep 600 ;;  # the recipe following its job's log
+esac
+"""
+FAKE_SCONTROL = r"""#!/usr/bin/env bash
+echo "scontrol $*" >> "$FAKE_DIR/calls"
+[ "$1" = show ] && printf 'node-a\nnode-b\n'
+exit 0
+"""
+
+
+def test_slurm_script_stops_the_job_and_requeues_on_the_warning_signal(tmp_path):
+    """The sbatch script on a fake SLURM (srun, scontrol; sleeps skipped): USR1, as ``--signal=B:USR1@900`` sends
+    it, makes it ``ray job stop`` its job by id, wait for it, ``scontrol requeue`` the allocation and exit 75."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL), ("sleep", "#!/bin/sh\nexit 0\n")):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_DIR": str(tmp_path), "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NODELIST": "node-[a-b]", "SLURM_GPUS_ON_NODE": "8", "SLURM_RESTART_COUNT": "1",
+    }  # fmt: skip
+    log = tmp_path / "slurm.out"
+    with log.open("w") as out:  # a file, not a pipe: the fake Ray daemons left behind would hold a pipe open
+        script = subprocess.Popen(["bash", str(CLUSTER / "slurm_duet_qwen3.sbatch"), "trainer.save_freq=10"],
+                                  env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        for _ in range(200):  # the job is submitted once the fake Ray has its GPUs
+            if (tmp_path / "job.pid").exists() or script.poll() is not None:
+                break
+            time.sleep(0.05)
+        script.send_signal(signal.SIGUSR1)
+        script.wait(timeout=60)
+    finally:
+        os.killpg(script.pid, signal.SIGKILL)  # as SLURM ends an allocation's steps
+    output = log.read_text()
+    assert script.returncode == 75, output
+    calls = (tmp_path / "calls").read_text()
+    assert "RAY_SUBMISSION_ID=duet-4242-1" in calls and "run_duet_qwen3.sh trainer.save_freq=10" in calls
+    assert "ray job stop --address http://127.0.0.1:8265 duet-4242-1" in calls
+    assert calls.rstrip().endswith("scontrol requeue 4242"), calls
+    assert "asking duet-4242-1 to finish its step and checkpoint" in output
+
+
+def test_rayjob_pods_stop_the_run_within_their_grace_period():
+    """Every pod's preStop hook runs ``python -m duet_verl.preemption`` (tested on a real cluster in tests/cluster)
+    and waits less than the pod's grace period, and Ray lets the driver that long before its SIGKILL."""
+    cluster = rayjob()["spec"]["rayClusterSpec"]
+    for group in (cluster["headGroupSpec"], *cluster["workerGroupSpecs"]):
+        pod = group["template"]["spec"]
+        for container in pod["containers"]:
+            hook = " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
+            assert "-m duet_verl.preemption --address http://" in hook
+            wait = int(re.search(r"--wait (\d+)", hook).group(1))
+            env = {item["name"]: item["value"] for item in container["env"]}
+            assert wait <= int(env["RAY_JOB_STOP_WAIT_TIME_S"]) < pod["terminationGracePeriodSeconds"]
+    assert rayjob()["spec"]["backoffLimit"] >= 1, "a preempted run is retried, and resumes"

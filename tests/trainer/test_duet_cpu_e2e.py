@@ -9,13 +9,18 @@ Runs of ``recipes/run_duet_cpu_tiny.sh`` (the README's CPU quickstart) in subpro
   ``data_prep`` (``deepscaler`` and ``gpqa_diamond`` for training, ``math500`` and ``gpqa_diamond`` for
   validation) and scored by the DUET scorer in verl's reward loop, KL in M's loss. It is killed during step 3
   (after step 2's checkpoint), left with a half-written step-3 folder, and resumed with ``resume_mode=auto``;
-- a run with m frozen and no KL at all (no reference model).
+- a run with m frozen and no KL at all (no reference model);
+- the main run's command, preempted: SIGUSR1 reaches the recipe's process during step 2 and SIGTERM while it
+  stops; it checkpoints step 2, exits 75, and the same command resumes at step 3 with the saved λ and the main
+  run's questions at every step. Its newest checkpoint is then damaged: the resume stops before Ray starts, naming
+  the file, and resumes from the intact one with ``duet.damaged_checkpoint=last_intact``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -24,7 +29,9 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
+from duet_verl.checkpointing import checkpoint_problems, tracked_step
 from duet_verl.core import score_answer
+from duet_verl.preemption import PREEMPTED_EXIT_CODE
 from duet_verl.testing.console import engine_events, one_engine_awake_at_a_time, parse_step_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,3 +245,90 @@ def test_frozen_small_model_without_kl(tiny_dir, tmp_path_factory, record_wall_t
     reference_metrics = ("large/actor/kl_loss", "large/actor/reward_kl_penalty", "timing_s/ref_large")
     assert not [key for key in reference_metrics if key in metrics]
     assert "large/actor/pg_loss" in metrics
+
+
+# ---------------------------------------------------------------------------------------------- preemption
+def questions_by_step(samples: Path, steps) -> dict[int, list[str]]:
+    return {
+        step: sorted(
+            {json.loads(line)["question"] for line in (samples / f"duet_step_{step}.jsonl").read_text().splitlines()}
+        )
+        for step in steps
+    }
+
+
+@pytest.fixture(scope="module")
+def preempted_run(tiny_dir, tmp_path_factory, record_wall_time):
+    """The main run's data and schedule, stopped by signals during step 2, then the same command again.
+
+    Returns (out, first output, its exit status, resumed output). save_freq=3 saves only at the end, so the step-2
+    checkpoint can only come from the stop."""
+    out = tmp_path_factory.mktemp("duet_preempted")
+    overrides = ["trainer.save_freq=3", f"trainer.rollout_data_dir={out}/samples", *SAVE_HF]
+    command, env = duet_command(tiny_dir, out, *overrides)
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    first_output, signals = [], []
+    try:
+        for line in proc.stdout:
+            first_output.append(line)
+            if "step:1 -" in line and not signals:  # step 1 is logged: step 2 is in flight
+                proc.send_signal(signal.SIGUSR1)  # the recipe's process is the driver (exec): as SLURM signals it
+                signals.append("SIGUSR1")
+            elif "writing its checkpoint" in line and len(signals) == 1:
+                proc.send_signal(signal.SIGTERM)  # a second signal while it stops
+                signals.append("SIGTERM")
+        first_status = proc.wait(timeout=300)
+    finally:
+        subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)  # whatever is left of its local Ray
+    rc, resumed, _ = run_duet(tiny_dir, out, *overrides)
+    record_wall_time("DUET preempted mid-step 2 (SIGUSR1, then SIGTERM) + the same command resumed (CPU)",
+                     time.perf_counter() - start)  # fmt: skip
+    assert rc == 0, resumed[-8000:]
+    return out, "".join(first_output), first_status, resumed
+
+
+def test_a_stop_signal_mid_step_checkpoints_that_step_and_exits_75(preempted_run):
+    out, first, status, _ = preempted_run
+    assert status == PREEMPTED_EXIT_CODE, first[-6000:]
+    assert "[duet] SIGUSR1 received: the step in flight finishes" in first
+    assert "SIGTERM received while stopping for SIGUSR1" in first
+    assert "[duet] SIGUSR1: step 2 is done; writing its checkpoint" in first
+    assert sorted(parse_step_metrics(first)) == [1, 2], "the step in flight is finished, no further one started"
+    assert checkpoint_problems(out / "checkpoints" / "global_step_2") == []
+
+
+def test_the_same_command_resumes_with_the_uninterrupted_runs_lambda_and_questions(preempted_run, main_run):
+    out, first, _, resumed = preempted_run
+    saved = json.loads((out / "checkpoints" / "global_step_2" / "duet_state.json").read_text())["lambda_schedule"]
+    assert f"resumed from {out / 'checkpoints' / 'global_step_2'} at step 2" in resumed
+    metrics = parse_step_metrics(resumed)
+    assert sorted(metrics) == [3]
+    assert metrics[3]["duet/lambda"] == pytest.approx(saved["value"])
+    before = parse_step_metrics(first)[2]
+    assert saved["value"] == pytest.approx(  # λ after step 2's update, as the run would have gone on with it
+        min(max(before["duet/lambda"] + 0.1 * (before["duet/penalised_length_mean"] / 16 - 1), 0.0), 1.0)
+    )
+    main_out = main_run[0]
+    assert questions_by_step(out / "samples", (1, 2, 3)) == questions_by_step(main_out / "samples", (1, 2, 3))
+    assert tracked_step(out / "checkpoints") == 3
+
+
+def test_a_damaged_newest_checkpoint_stops_the_resume_or_falls_back_to_the_intact_one(preempted_run, tiny_dir):
+    out, _, _, _ = preempted_run
+    shard = out / "checkpoints" / "global_step_3" / "large" / "actor" / "model_world_size_2_rank_1.pt"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])  # a storage fault cut it
+    rc, output, _ = run_duet(tiny_dir, out, "trainer.total_training_steps=2")
+    assert rc != 0
+    assert (
+        f"{shard} has" in output
+        and f"The newest intact checkpoint is {out / 'checkpoints' / 'global_step_2'}" in output
+    )
+    assert "DuetTaskRunner" not in output, "it stops before Ray or any worker starts"
+
+    rc, output, _ = run_duet(tiny_dir, out, "trainer.total_training_steps=2", "duet.damaged_checkpoint=last_intact")
+    assert rc == 0, output[-8000:]
+    assert f"Resuming from {out / 'checkpoints' / 'global_step_2'}" in output
+    assert f"resumed from {out / 'checkpoints' / 'global_step_2'} at step 2" in output
+    assert (out / "checkpoints" / "global_step_3.damaged").is_dir()

@@ -1,0 +1,99 @@
+"""Stop signals in process: the driver's handlers record the first signal and pass it on once, and
+``DuetTrainer.fit`` (on a bare trainer whose step, save and validation are recorded) saves after the step in
+flight, skips its validation and returns ``PREEMPTED``. The real run, signalled mid-step through the recipe, is
+in tests/trainer/test_duet_cpu_e2e.py and tests/cluster/test_ray_cluster.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+from types import SimpleNamespace
+
+from omegaconf import OmegaConf
+
+from duet_verl.preemption import COMPLETED, PREEMPTED, StopSignals, signal_problems
+from duet_verl.trainer import DuetTrainer
+
+
+class Recorder:
+    """A stand-in for the ``StopRequest`` actor handle: ``request.remote(name)`` is recorded."""
+
+    def __init__(self):
+        self.requests: list[str] = []
+        self.request = SimpleNamespace(remote=self.requests.append)
+
+
+def test_the_first_signal_is_recorded_and_forwarded_once(capfd):
+    previous = signal.getsignal(signal.SIGUSR1)
+    stop = Recorder()
+    with StopSignals(["SIGUSR1", "SIGUSR2"]) as signals:
+        signals.forward(stop)
+        assert stop.requests == []  # nothing received yet
+        os.kill(os.getpid(), signal.SIGUSR2)
+        signals.forward(stop)
+        os.kill(os.getpid(), signal.SIGUSR1)  # during the save: reported, not forwarded again
+        signals.forward(stop)
+    assert signals.received == "SIGUSR2" and stop.requests == ["SIGUSR2"]
+    err = capfd.readouterr().err
+    assert "SIGUSR2 received: the step in flight finishes" in err and "status 75" in err
+    assert "SIGUSR1 received while stopping for SIGUSR2" in err
+    assert signal.getsignal(signal.SIGUSR1) is previous, "the handlers are put back"
+
+
+def test_only_catchable_signals_can_be_stop_signals():
+    assert signal_problems(["SIGTERM", "SIGINT", "SIGUSR1"]) == []
+    problems = signal_problems(["SIGKILL", "SIGNOPE", "TERM"])
+    assert len(problems) == 3 and "cannot be caught" in problems[0] and "not a signal name" in problems[1]
+
+
+def bare_trainer(steps: int, save_freq: int, test_freq: int, signal_during: int | None) -> DuetTrainer:
+    """A DuetTrainer whose step, checkpoint and validation are recorded; the driver's stop signal arrives during
+    step ``signal_during`` (0: while the workers start, before training; None: never)."""
+    trainer_config = {
+        "project_name": "duet_test", "experiment_name": "preemption", "logger": ["console"], "total_epochs": 1,
+        "val_before_train": False, "save_freq": save_freq, "test_freq": test_freq, "resume_mode": "disable",
+    }  # fmt: skip
+    duet = DuetTrainer.__new__(DuetTrainer)
+    duet.config = OmegaConf.create({"trainer": trainer_config})
+    duet.total_training_steps = steps
+    duet.train_dataloader = [{"batch": i} for i in range(steps)]
+    duet.events = []
+    duet._duet_step = lambda batch, metrics, timing: duet.events.append(("step", duet.global_steps))
+    duet._save_checkpoint = lambda: duet.events.append(("save", duet.global_steps))
+    duet._validate = lambda: duet.events.append(("validate", duet.global_steps)) or {}
+
+    def stop_reason() -> str | None:
+        steps_done = max((step for kind, step in duet.events if kind == "step"), default=0)
+        return "SIGTERM" if signal_during is not None and steps_done >= signal_during else None
+
+    duet._stop_reason = stop_reason
+    return duet
+
+
+def test_a_stop_mid_run_saves_after_the_step_in_flight_and_skips_its_validation():
+    duet = bare_trainer(steps=5, save_freq=-1, test_freq=1, signal_during=3)  # no periodic saves at all
+    assert duet.fit() == PREEMPTED
+    assert duet.events == [("step", 1), ("validate", 1), ("step", 2), ("validate", 2), ("step", 3), ("save", 3)]
+
+
+def test_a_stop_at_a_periodic_save_saves_once():
+    duet = bare_trainer(steps=6, save_freq=2, test_freq=-1, signal_during=4)
+    assert duet.fit() == PREEMPTED
+    assert duet.events == [("step", 1), ("step", 2), ("save", 2), ("step", 3), ("step", 4), ("save", 4)]
+
+
+def test_a_stop_before_training_saves_nothing():
+    duet = bare_trainer(steps=3, save_freq=1, test_freq=1, signal_during=0)
+    assert duet.fit() == PREEMPTED and duet.events == []
+
+
+def test_a_stop_during_the_last_step_lets_the_run_complete():
+    duet = bare_trainer(steps=3, save_freq=-1, test_freq=3, signal_during=3)
+    assert duet.fit() == COMPLETED
+    assert duet.events[-2:] == [("step", 3), ("validate", 3)], "the last step validates and completes as usual"
+
+
+def test_without_a_stop_the_run_completes():
+    duet = bare_trainer(steps=4, save_freq=2, test_freq=-1, signal_during=None)
+    assert duet.fit() == COMPLETED
+    assert duet.events == [("step", 1), ("step", 2), ("save", 2), ("step", 3), ("step", 4), ("save", 4)]
