@@ -120,7 +120,7 @@ DAMAGE = {
     "missing dataloader state": (lambda root: (root / "global_step_4/data.pt").unlink(), "global_step_4/data.pt"),
     "empty duet state": (lambda root: (root / NEWEST / "duet_state.json").write_text(""),
                          f"{NEWEST}/duet_state.json has 0 bytes"),
-    "missing manifest": (lambda root: (root / "global_step_4" / MANIFEST_FILE).unlink(), "manifest.json is missing"),
+    "missing model": (lambda root: shutil.rmtree(root / NEWEST / "small"), f"{NEWEST}/small/actor is missing"),
     "tracker naming a deleted folder": (drop_tracked_folder, "global_step_4 does not exist"),
     "garbled tracker": (lambda root: (root / TRACKER_FILE).write_text("\x00\x00"), "names no step"),
     "deleted tracker": (lambda root: (root / TRACKER_FILE).unlink(), "is missing, but 2 checkpoint(s) are published"),
@@ -153,6 +153,15 @@ def test_last_intact_sets_the_damaged_one_aside_and_resumes_from_the_intact_one(
         duet.global_steps = 3
         duet._save_checkpoint()
         assert choose_resume(tmp_path, "auto", None, "error") == tmp_path / "global_step_3"
+
+
+def test_a_checkpoint_from_before_manifests_is_checked_for_its_parts(tmp_path):
+    folders = published(tmp_path, 4)
+    (folders[4] / MANIFEST_FILE).unlink()
+    assert choose_resume(tmp_path, "auto", None, "error") == folders[4]
+    (folders[4] / "data.pt").unlink()
+    with pytest.raises(DamagedCheckpointError, match="data.pt is missing"):
+        choose_resume(tmp_path, "auto", None, "error")
 
 
 def test_without_an_intact_checkpoint_the_error_says_how_to_start_over(tmp_path):
