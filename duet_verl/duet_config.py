@@ -248,7 +248,7 @@ def _check_rollout_engines(config: DictConfig, problems: list[str]) -> None:
     )
 
 
-def optimizer_steps_per_training_step(config: DictConfig, duet: DuetConfig) -> dict[str, int]:
+def optimizer_steps_per_training_step(config: DictConfig) -> dict[str, int]:
     """Each model's optimizer steps per DUET step. Both mini-batches count questions (verl's "prompts",
     ``ppo_mini_batch_size``): M's holds n responses per question and m's n·k answers per question."""
     batch = config.data.train_batch_size

@@ -43,7 +43,7 @@ def run_duet(config: DictConfig) -> str:
     duet = DuetConfig.from_config(config)
     validate(config, duet)
     _resolve_resume(config, duet)
-    steps = optimizer_steps_per_training_step(config, duet)
+    steps = optimizer_steps_per_training_step(config)
     print(f"[duet] optimizer steps per training step: M {steps[LARGE]}, m {steps[SMALL]}", flush=True)
     agent_loops = str(resources.files("duet_verl.config").joinpath("agent_loops.yaml"))
     with open_dict(config):

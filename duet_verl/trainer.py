@@ -308,7 +308,7 @@ class DuetTrainer(RayPPOTrainer):
     # ------------------------------------------------------------------ one training step
     def _duet_step(self, batch_dict: dict, metrics: dict, timing: dict) -> None:
         """One DUET step, phase by phase (docs/training.md, "One step"; the method's steps: docs/method.md). Each
-        phase is one method below, in this order."""
+        phase after M's rollout is one method below, in call order (helpers follow the method that uses them)."""
         # M's rollout: n responses per question; the thinking of each is its signal to m
         large = self._generate_large(
             batch_dict, self.config.actor_rollout_ref.rollout.n, validate=False, timing=timing, timer="gen_large"
@@ -377,6 +377,17 @@ class DuetTrainer(RayPPOTrainer):
         )
         return StepRewards(rewards=rewards, lam=lam, lengths=lengths, thinking_lengths=thinking)
 
+    @staticmethod
+    def _baseline_parent(baseline: DataProto, question_index: dict) -> np.ndarray:
+        """What each baseline answer's score averages over: its M row (per_signal) or its question (per_prompt)."""
+        parents = baseline.non_tensor_batch["large_row"].astype(np.int64)
+        if (parents >= 0).all():
+            return parents
+        return np.array([question_index[u] for u in baseline.non_tensor_batch["question_uid"]], dtype=np.int64)
+
+    def _thinking_lengths(self, large: DataProto) -> np.ndarray:
+        return thinking_lengths(large.batch["responses"], large.batch["response_mask"], self.think_end_id)
+
     def _attach_rewards(self, large: DataProto, guided: DataProto, rewards: DuetRewards) -> None:
         """Put each model's rewards where verl's advantage code reads them, and give m's answers their GRPO
         group ids (``duet.small_grouping``): M's reward on its last response token, m's own 0/1 score."""
@@ -391,55 +402,6 @@ class DuetTrainer(RayPPOTrainer):
                 guided.non_tensor_batch["question_uid"], guided.non_tensor_batch["large_row"], self.duet.small_grouping
             )
         )
-
-    def _compute_old_log_probs(self, role: ModelRole, batch: DataProto, metrics: dict, timing: dict) -> None:
-        """verl's pre-update plumbing for one model, as ``RayPPOTrainer.fit`` does it: balance sequence lengths
-        over the workers, the meta_info its actor reads, the old log-probs, and the rollout-vs-actor check."""
-        if self.config.trainer.balance_batch:
-            self._balance_batch(batch, metrics=metrics, logging_prefix=f"{role.name}/global_seqlen")
-        batch.meta_info["global_token_num"] = torch.sum(batch.batch["attention_mask"], dim=-1).tolist()
-        batch.meta_info["images_seqlens"] = []  # read by verl's MFU estimate; text only here
-        batch.meta_info["temperature"] = role.config.actor_rollout_ref.rollout.temperature
-        with marked_timer(f"old_log_prob_{role.name}", timing):
-            old_log_prob, _ = role.compute_log_probs(batch)
-            old_log_prob.batch.pop("entropys")
-            batch.union(old_log_prob)
-        if "rollout_log_probs" in batch.batch.keys():
-            debug_metrics = calculate_debug_metrics(batch)
-            metrics.update({f"{role.name}/{key}": value for key, value in debug_metrics.items()})
-
-    def _compute_advantages(self, role: ModelRole, batch: DataProto) -> None:
-        """GRPO advantages within each group: M's n responses to a question, m's answers per its grouping."""
-        compute_advantage(
-            batch,
-            adv_estimator=self.config.algorithm.adv_estimator,
-            num_repeat=role.config.actor_rollout_ref.rollout.n,
-            norm_adv_by_std_in_grpo=self.config.algorithm.get("norm_adv_by_std_in_grpo", True),
-            config=self.config.algorithm,
-        )
-
-    def _apply_large_kl(self, large: DataProto, metrics: dict, timing: dict) -> None:
-        """M's KL against its frozen reference, as verl's ``fit`` does: in the reward (paper, a KL-controlled
-        penalty on every token), in the actor loss (``actor.use_kl_loss``: the update reads ``ref_log_prob``), or
-        not at all (no reference model was built)."""
-        if self.use_reference_policy:
-            with marked_timer("ref_large", timing):
-                large.union(self.large.compute_ref_log_probs(large))
-        if self.config.algorithm.use_kl_in_reward:
-            _, kl_metrics = apply_kl_penalty(
-                large, kl_ctrl=self.kl_ctrl_in_reward, kl_penalty=self.config.algorithm.kl_penalty
-            )
-            metrics.update({f"large/{key}": value for key, value in kl_metrics.items()})
-        else:
-            large.batch["token_level_rewards"] = large.batch["token_level_scores"]
-
-    @staticmethod
-    def _baseline_parent(baseline: DataProto, question_index: dict) -> np.ndarray:
-        """What each baseline answer's score averages over: its M row (per_signal) or its question (per_prompt)."""
-        parents = baseline.non_tensor_batch["large_row"].astype(np.int64)
-        if (parents >= 0).all():
-            return parents
-        return np.array([question_index[u] for u in baseline.non_tensor_batch["question_uid"]], dtype=np.int64)
 
     def _duet_metrics(self, large, guided, signals, step_rewards: StepRewards) -> dict[str, float]:
         """The step's ``duet/*`` metrics (docs/training.md, "Metrics"); the paper's symbols stay in their names."""
@@ -458,9 +420,7 @@ class DuetTrainer(RayPPOTrainer):
             "duet/small_response_length_mean": float(guided.batch["response_mask"].sum(-1).float().mean()),
             "duet/small_accuracy": float(guided.batch["rm_scores"].sum(-1).mean()),
             "duet/large_truncated_fraction": float((large_tokens >= large.batch["responses"].shape[-1]).float().mean()),
-            "duet/large_no_think_end_fraction": float(
-                np.mean([s.case.value not in ("think_block", "close_only") for s in signals])
-            ),
+            "duet/large_no_think_end_fraction": float(np.mean([not s.closed for s in signals])),
             "duet/signal_shortened_fraction": float(np.mean(cut > 0)),
         }
         if rewards.baseline_accuracy is not None:
@@ -503,8 +463,46 @@ class DuetTrainer(RayPPOTrainer):
                 }
                 f.write(json.dumps(record) + "\n")
 
-    def _thinking_lengths(self, large: DataProto) -> np.ndarray:
-        return thinking_lengths(large.batch["responses"], large.batch["response_mask"], self.think_end_id)
+    def _compute_old_log_probs(self, role: ModelRole, batch: DataProto, metrics: dict, timing: dict) -> None:
+        """verl's pre-update plumbing for one model, as ``RayPPOTrainer.fit`` does it: balance sequence lengths
+        over the workers, the meta_info its actor reads, the old log-probs, and the rollout-vs-actor check."""
+        if self.config.trainer.balance_batch:
+            self._balance_batch(batch, metrics=metrics, logging_prefix=f"{role.name}/global_seqlen")
+        batch.meta_info["global_token_num"] = torch.sum(batch.batch["attention_mask"], dim=-1).tolist()
+        batch.meta_info["images_seqlens"] = []  # read by verl's MFU estimate; text only here
+        batch.meta_info["temperature"] = role.config.actor_rollout_ref.rollout.temperature
+        with marked_timer(f"old_log_prob_{role.name}", timing):
+            old_log_prob, _ = role.compute_log_probs(batch)
+            old_log_prob.batch.pop("entropys")
+            batch.union(old_log_prob)
+        if "rollout_log_probs" in batch.batch.keys():
+            debug_metrics = calculate_debug_metrics(batch)
+            metrics.update({f"{role.name}/{key}": value for key, value in debug_metrics.items()})
+
+    def _apply_large_kl(self, large: DataProto, metrics: dict, timing: dict) -> None:
+        """M's KL against its frozen reference, as verl's ``fit`` does: in the reward (paper, a KL-controlled
+        penalty on every token), in the actor loss (``actor.use_kl_loss``: the update reads ``ref_log_prob``), or
+        not at all (no reference model was built)."""
+        if self.use_reference_policy:
+            with marked_timer("ref_large", timing):
+                large.union(self.large.compute_ref_log_probs(large))
+        if self.config.algorithm.use_kl_in_reward:
+            _, kl_metrics = apply_kl_penalty(
+                large, kl_ctrl=self.kl_ctrl_in_reward, kl_penalty=self.config.algorithm.kl_penalty
+            )
+            metrics.update({f"large/{key}": value for key, value in kl_metrics.items()})
+        else:
+            large.batch["token_level_rewards"] = large.batch["token_level_scores"]
+
+    def _compute_advantages(self, role: ModelRole, batch: DataProto) -> None:
+        """GRPO advantages within each group: M's n responses to a question, m's answers per its grouping."""
+        compute_advantage(
+            batch,
+            adv_estimator=self.config.algorithm.adv_estimator,
+            num_repeat=role.config.actor_rollout_ref.rollout.n,
+            norm_adv_by_std_in_grpo=self.config.algorithm.get("norm_adv_by_std_in_grpo", True),
+            config=self.config.algorithm,
+        )
 
     # ------------------------------------------------------------------ training loop
     def fit(self):
@@ -686,17 +684,19 @@ class DuetTrainer(RayPPOTrainer):
         if missing:
             raise RuntimeError(shared_filesystem_error(partial, missing, socket.gethostname()))
 
-    def _load_checkpoint(self) -> int:
+    def _load_checkpoint(self) -> None:
+        """Load both models, λ and the dataloader from the checkpoint the driver chose and checked
+        (``checkpointing.choose_resume``, before Ray started)."""
         mode = self.config.trainer.resume_mode
         if mode == "disable":
-            return 0
+            return
         if mode == "resume_path":
             folder = Path(self.config.trainer.resume_from_path).absolute()
         else:
             step = tracked_step(self._checkpoint_root())
             if step is None:
                 print("[duet] no checkpoint found: training from scratch")
-                return 0
+                return
             folder = self._checkpoint_root() / f"global_step_{step}"
         state_file = folder / "duet_state.json"
         if not state_file.is_file():
@@ -710,4 +710,3 @@ class DuetTrainer(RayPPOTrainer):
         print(
             f"[duet] resumed from {folder} at step {self.global_steps}, lambda={self.lambda_schedule.value}", flush=True
         )
-        return self.global_steps

@@ -3,7 +3,7 @@
 No Ray, verl or GPU imports: everything here is unit-tested on CPU in seconds and usable from any script.
 """
 
-from duet_verl.core.grouping import GROUPINGS, large_group_ids, small_group_ids
+from duet_verl.core.grouping import GROUPINGS, small_group_ids
 from duet_verl.core.lambda_schedule import SCHEDULES, LambdaSchedule
 from duet_verl.core.prompts import SMALL_QUESTIONS, TEMPLATES, SmallPrompt, render_small_prompt, small_question
 from duet_verl.core.rewards import (
@@ -43,7 +43,6 @@ __all__ = [
     "compute_duet_rewards",
     "extract_signal",
     "marker_token_id",
-    "large_group_ids",
     "last_boxed",
     "place_on_last_token",
     "register_scorer",

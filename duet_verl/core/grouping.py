@@ -1,7 +1,7 @@
 """GRPO group ids (docs/method.md, "GRPO groups"). GRPO normalises each reward within its group, so the group
 decides what a response is compared against.
 
-- M: the n responses to one question (the question's uid).
+- M: the n responses to one question (the question's uid, verl's own GRPO index: nothing to compute here).
 - m, ``question`` (paper, inferred from the authors' code): all n·k guided answers of one question, so m is
   also credited for answering better from one signal than from another;
 - m, ``signal``: the k answers that read one signal, so m is only compared with itself on the same signal.
@@ -14,11 +14,6 @@ from collections.abc import Sequence
 import numpy as np
 
 GROUPINGS = ("question", "signal")
-
-
-def large_group_ids(question_uids: Sequence) -> np.ndarray:
-    """Group id of each M response: its question's uid (object array, as verl's ``index`` expects)."""
-    return np.array([str(uid) for uid in question_uids], dtype=object)
 
 
 def small_group_ids(question_uids: Sequence, large_rows: Sequence[int], grouping: str) -> np.ndarray:

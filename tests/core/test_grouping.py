@@ -6,7 +6,7 @@ import pytest
 import torch
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
 
-from duet_verl.core import compute_duet_rewards, large_group_ids, place_on_last_token, small_group_ids
+from duet_verl.core import compute_duet_rewards, place_on_last_token, small_group_ids
 
 
 @pytest.mark.parametrize(
@@ -16,10 +16,6 @@ from duet_verl.core import compute_duet_rewards, large_group_ids, place_on_last_
 def test_small_group_ids(grouping, expected):
     ids = small_group_ids(["q1", "q1", "q1", "q2"], np.array([0, 0, 1, 2]), grouping)
     assert ids.tolist() == expected and ids.dtype == object
-
-
-def test_large_group_ids_are_question_uids():
-    assert large_group_ids(np.array(["a", "a", "b"], dtype=object)).tolist() == ["a", "a", "b"]
 
 
 @pytest.mark.parametrize(
@@ -62,7 +58,7 @@ def paper_step(seed=0):
 def test_per_prompt_marginal_utility_gives_the_same_m_advantages_as_off(seed):
     """A per-question r_m is one constant inside each GRPO group of M, so mean-centring cancels it."""
     rng, step = paper_step(seed)
-    uids = large_group_ids([f"q{i // N}" for i in range(QUESTIONS * N)])
+    uids = np.array([f"q{i // N}" for i in range(QUESTIONS * N)], dtype=object)  # M's groups: questions
     question_of_row = np.repeat(np.arange(QUESTIONS), N)
     off = compute_duet_rewards(**step, marginal_utility="off")
     per_prompt = compute_duet_rewards(
@@ -76,7 +72,7 @@ def test_per_prompt_marginal_utility_gives_the_same_m_advantages_as_off(seed):
 def test_per_signal_baseline_changes_m_advantages():
     """The comparison above can fail: a baseline that differs inside a group moves that group's advantages."""
     _, step = paper_step(1)
-    uids = large_group_ids([f"q{i // N}" for i in range(QUESTIONS * N)])
+    uids = np.array([f"q{i // N}" for i in range(QUESTIONS * N)], dtype=object)  # M's groups: questions
     baseline = np.zeros(QUESTIONS * N * K)
     baseline[:K] = 1.0  # row 0 gets r_m = 1, its group-mates 0
     off = compute_duet_rewards(**step, marginal_utility="off")

@@ -168,7 +168,7 @@ def test_duet_recipe_has_the_papers_settings(printed):
         8,
     )
     # the authors' optimizer steps per step: M 256 responses / 128, m 1,024 answers / (32 M responses x 4 answers)
-    assert optimizer_steps_per_training_step(config, DuetConfig.from_config(config)) == {"large": 2, "small": 8}
+    assert optimizer_steps_per_training_step(config) == {"large": 2, "small": 8}
     assert config.algorithm.use_kl_in_reward and config.algorithm.kl_ctrl.kl_coef == 0.001
     assert (config.trainer.total_epochs, config.trainer.test_freq, config.trainer.save_freq) == (3, 10, 50)
     assert (duet.length_bound, duet.lambda_schedule, duet.lambda_init, duet.lambda_eta) == (1000, "adaptive", 0, 0.01)

@@ -122,7 +122,7 @@ def test_optimizer_steps_count_questions_per_mini_batch():
         "small_actor_rollout_ref.actor.ppo_mini_batch_size=1",
         "small_actor_rollout_ref.actor.ppo_epochs=2",
     )
-    assert optimizer_steps_per_training_step(config, DuetConfig.from_config(config)) == {"large": 2, "small": 16}
+    assert optimizer_steps_per_training_step(config) == {"large": 2, "small": 16}
 
 
 ROOT = Path(__file__).resolve().parents[2]
