@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from duet_verl.core.prompts import MATH_INSTRUCTION
+
 DEFAULT_OUTPUT_ROOT = "~/data/duet"
-# Appended to every math question in M's prompt (docs/method.md, "Prompts"); m sees the question without it.
-MATH_INSTRUCTION = " Let's think step by step and output the final answer within \\boxed{}."
 # How each scorer reads an answer: the response used to check that the scorer accepts a ground truth.
 GOLD_RESPONSES: dict[str, Callable[[str], str]] = {
     "math": lambda ground_truth: f"\\boxed{{{ground_truth}}}",

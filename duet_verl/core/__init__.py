@@ -5,7 +5,14 @@ No Ray, verl or GPU imports: everything here is unit-tested on CPU in seconds an
 
 from duet_verl.core.grouping import GROUPINGS, small_group_ids
 from duet_verl.core.lambda_schedule import SCHEDULES, LambdaSchedule
-from duet_verl.core.prompts import SMALL_QUESTIONS, TEMPLATES, SmallPrompt, render_small_prompt, small_question
+from duet_verl.core.prompts import (
+    MATH_INSTRUCTION,
+    SMALL_QUESTIONS,
+    TEMPLATES,
+    SmallPrompt,
+    render_small_prompt,
+    small_question,
+)
 from duet_verl.core.rewards import (
     LENGTH_MEASURES,
     MARGINAL_UTILITY_MODES,
@@ -29,6 +36,7 @@ __all__ = [
     "GROUPINGS",
     "LENGTH_MEASURES",
     "MARGINAL_UTILITY_MODES",
+    "MATH_INSTRUCTION",
     "SCHEDULES",
     "SMALL_QUESTIONS",
     "TEMPLATES",

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Appended to every math question in M's prompt (docs/method.md, "Prompts"): the data_prep files, the tiny and world
+# fixtures and the server's default --large-instruction. m reads the question without it.
+MATH_INSTRUCTION = " Let's think step by step and output the final answer within \\boxed{}."
 TEMPLATES = ("paper", "chat_think", "baseline")
 SMALL_QUESTIONS = ("bare", "as_prompted")  # what m reads as the question (small_question)
 

@@ -11,8 +11,7 @@ import argparse
 import asyncio
 import sys
 
-from data_prep.common import MATH_INSTRUCTION
-from duet_verl.core import TEMPLATES
+from duet_verl.core import MATH_INSTRUCTION, TEMPLATES
 from duet_verl.evaluate.runner import EvalInputError, check_model
 from duet_verl.inference import Sampling
 

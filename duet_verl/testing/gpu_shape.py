@@ -219,7 +219,7 @@ def check_duet_runs(out: Path, first: str, resumed: str, prepared: Path) -> None
     """What a DUET recipe run in this shape (2 steps, then resumed for a third) must show."""
     import pandas as pd
 
-    from data_prep.common import MATH_INSTRUCTION
+    from duet_verl.core import MATH_INSTRUCTION
     from duet_verl.testing.console import engine_events, one_engine_awake_at_a_time, parse_step_metrics
 
     first_metrics, resumed_metrics = parse_step_metrics(first), parse_step_metrics(resumed)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from duet_verl.core import MATH_INSTRUCTION
+
 # Qwen3's added tokens, in Qwen3's id order (ids 151643-151668 there; here they follow the BPE vocab).
 QWEN3_ADDED_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
@@ -28,7 +30,6 @@ QWEN3_ADDED_TOKENS = (
 # Qwen3 marks these two as normal (non-special) added tokens: they survive skip_special_tokens decoding.
 NON_SPECIAL_TOKENS = ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>", "</think>")
 
-MATH_INSTRUCTION = " Let's think step by step and output the final answer within \\boxed{}."
 TINY_DATA_SOURCE = "tiny_math"
 
 

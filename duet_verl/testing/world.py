@@ -23,7 +23,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from duet_verl.testing.tiny import MATH_INSTRUCTION, build_tokenizer
+from duet_verl.core import MATH_INSTRUCTION
+from duet_verl.testing.tiny import build_tokenizer
 
 WORLD_DATA_SOURCE = "world_math"
 SMALL_TEMPLATE = "paper"  # m's prompt template during warm start; DUET runs on the world should use the same

@@ -6,7 +6,6 @@ import pytest
 
 from data_prep import DATASETS, aime24, amc23, dapo_math17k, get_spec, gpqa_diamond, gsm8k, math_lighteval
 from data_prep.common import (
-    MATH_INSTRUCTION,
     BadRowError,
     SchemaError,
     field,
@@ -14,6 +13,7 @@ from data_prep.common import (
     number_answer,
     prepare,
 )
+from duet_verl.core import MATH_INSTRUCTION
 from duet_verl.core.scoring import scorer_for
 
 
@@ -27,10 +27,8 @@ def test_every_dataset_has_a_spec_routed_to_its_scorer():
         assert scorer_for(spec.data_source) == spec.scorer == ("gpqa" if name == "gpqa_diamond" else "math")
 
 
-def test_math_instruction_is_the_one_duet_uses():
-    from duet_verl.testing.tiny import MATH_INSTRUCTION as TINY
-
-    assert MATH_INSTRUCTION == TINY == " Let's think step by step and output the final answer within \\boxed{}."
+def test_math_instruction_is_the_authors():
+    assert MATH_INSTRUCTION == " Let's think step by step and output the final answer within \\boxed{}."
 
 
 @pytest.mark.parametrize(

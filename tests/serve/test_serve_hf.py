@@ -9,8 +9,7 @@ import sys
 import openai
 import pytest
 
-from data_prep.common import MATH_INSTRUCTION
-from duet_verl.core import render_small_prompt
+from duet_verl.core import MATH_INSTRUCTION, render_small_prompt
 from duet_verl.evaluate.backends import HFGenerator
 from duet_verl.inference import DuetPipeline, Sampling, chat_prompt
 from duet_verl.testing.http_server import ServerProcess, free_port

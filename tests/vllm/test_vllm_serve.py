@@ -13,8 +13,7 @@ import httpx
 import openai
 import pytest
 
-from data_prep.common import MATH_INSTRUCTION
-from duet_verl.core import extract_signal, render_small_prompt
+from duet_verl.core import MATH_INSTRUCTION, extract_signal, render_small_prompt
 from duet_verl.inference import chat_prompt
 from duet_verl.testing.http_server import ServerProcess, free_port
 

@@ -6,9 +6,8 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from duet_verl.core import extract_signal, render_small_prompt, score_answer, scorer_for
+from duet_verl.core import MATH_INSTRUCTION, extract_signal, render_small_prompt, score_answer, scorer_for
 from duet_verl.testing import world
-from duet_verl.testing.tiny import MATH_INSTRUCTION
 
 
 def test_world_is_deterministic_per_seed():
