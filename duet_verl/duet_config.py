@@ -15,7 +15,16 @@ from dataclasses import MISSING, dataclass, field, fields
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from duet_verl.checkpointing import DAMAGED_CHOICES
-from duet_verl.core import GROUPINGS, LENGTH_MEASURES, MARGINAL_UTILITY_MODES, SCHEDULES, SMALL_QUESTIONS, TEMPLATES
+from duet_verl.core import (
+    GROUPINGS,
+    LENGTH_MEASURES,
+    MARGINAL_UTILITY_MODES,
+    SCHEDULES,
+    SMALL_QUESTIONS,
+    TEMPLATES,
+    THINK_END,
+    THINK_START,
+)
 from duet_verl.preemption import signal_problems
 
 LARGE, SMALL = "large", "small"
@@ -71,12 +80,12 @@ class DuetConfig:
         "</think>).", "response",
     )  # fmt: skip
     think_start: str = _key(
-        "<think>",
+        THINK_START,
         "M's start-of-thinking marker (Qwen3's); the signal is the text after it. A chat template may put it in "
         "the prompt, so M's response need not show it.",
     )
     think_end: str = _key(
-        "</think>",
+        THINK_END,
         "M's end-of-thinking marker (Qwen3's); the signal ends before it and thinking lengths count up to it. "
         "Kept when M's responses are decoded even if it is a special token; one token of M's vocabulary for "
         'length_measure "thinking".',
@@ -280,6 +289,10 @@ def build_model_views(config: DictConfig, duet: DuetConfig) -> dict[str, DictCon
         if small_rollout.get("name") is None:
             small_rollout.name = config.actor_rollout_ref.rollout.name
         small_rollout.prompt_length = duet.small_prompt_length
+        # m never samples with this n: the trainer builds m's n·k rows per question itself, one answer each. It is
+        # read by verl's RayPPOTrainer._update_actor (which ModelRole runs with m's config), whose mini-batch in rows
+        # is ppo_mini_batch_size × rollout.n: with n·k, m's ppo_mini_batch_size counts questions, as M's does, and
+        # each question's n·k answers land in one mini-batch (optimizer_steps_per_training_step).
         small_rollout.n = config.actor_rollout_ref.rollout.n * duet.small_rollouts_per_signal
     with open_dict(small_view):
         small_view.algorithm.use_kl_in_reward = False

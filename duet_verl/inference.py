@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from duet_verl.core import (
+    QWEN3_MARKERS,
     ResponseDecoder,
     Signal,
     SmallPrompt,
@@ -22,9 +23,6 @@ from duet_verl.core import (
     render_small_prompt,
     thinking_token_count,
 )
-from duet_verl.core.signal import THINK_END, THINK_START
-
-QWEN3_MARKERS = (THINK_START, THINK_END)  # M's thinking markers unless told otherwise (duet.think_start/think_end)
 
 CONCISE_INSTRUCTION = (
     "Note that you should keep the reasoning concise: include only essential reasoning steps and avoid "

@@ -141,14 +141,7 @@ class DuetTrainer(RayPPOTrainer):
         # With LoRA, a model's reference is its own base with the adapter disabled (verl's ref_in_actor).
         self.large = ModelRole(LARGE, self.config, ref_in_actor=self.ref_in_actor)
         self.small = ModelRole(SMALL, small_config, ref_in_actor=uses_lora(small_config.actor_rollout_ref.model))
-        self.lambda_schedule = LambdaSchedule(
-            schedule=duet.lambda_schedule,
-            lambda_init=duet.lambda_init,
-            eta=duet.lambda_eta,
-            length_bound=duet.length_bound,
-            clip_min=duet.lambda_clip_min,
-            clip_max=duet.lambda_clip_max,
-        )
+        self.lambda_schedule = LambdaSchedule.from_config(duet)
         markers = (duet.think_start, duet.think_end)
         self.large_decoder = ResponseDecoder(self.tokenizer, markers)  # M's responses, thinking markers kept
         self.think_end_id = self.large_decoder.end_id

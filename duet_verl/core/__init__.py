@@ -24,6 +24,9 @@ from duet_verl.core.rewards import (
 )
 from duet_verl.core.scoring import AnswerScore, last_boxed, register_scorer, score_answer, scorer_for
 from duet_verl.core.signal import (
+    QWEN3_MARKERS,
+    THINK_END,
+    THINK_START,
     ResponseDecoder,
     Signal,
     SignalCase,
@@ -37,9 +40,12 @@ __all__ = [
     "LENGTH_MEASURES",
     "MARGINAL_UTILITY_MODES",
     "MATH_INSTRUCTION",
+    "QWEN3_MARKERS",
     "SCHEDULES",
     "SMALL_QUESTIONS",
     "TEMPLATES",
+    "THINK_END",
+    "THINK_START",
     "AnswerScore",
     "DuetRewards",
     "LambdaSchedule",

@@ -25,7 +25,7 @@ def _finite(name: str, value) -> float:
 
 
 class LambdaSchedule:
-    """λ for the length penalty; construct it from the ``duet`` config fields of the same names."""
+    """λ for the length penalty: :meth:`from_config` builds it from the ``duet`` config."""
 
     def __init__(
         self,
@@ -59,6 +59,19 @@ class LambdaSchedule:
         self.clip_min, self.clip_max = clip_min, clip_max
         self._value = lambda_init
         self.num_updates = 0
+
+    @classmethod
+    def from_config(cls, duet) -> LambdaSchedule:
+        """From the ``duet.*`` fields (a ``DuetConfig``): ``lambda_schedule``, ``lambda_init``, ``lambda_eta``,
+        ``length_bound``, ``lambda_clip_min``, ``lambda_clip_max``."""
+        return cls(
+            schedule=duet.lambda_schedule,
+            lambda_init=duet.lambda_init,
+            eta=duet.lambda_eta,
+            length_bound=duet.length_bound,
+            clip_min=duet.lambda_clip_min,
+            clip_max=duet.lambda_clip_max,
+        )
 
     @property
     def value(self) -> float:

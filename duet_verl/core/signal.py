@@ -14,6 +14,7 @@ from enum import Enum
 
 THINK_START = "<think>"
 THINK_END = "</think>"
+QWEN3_MARKERS = (THINK_START, THINK_END)  # M's thinking markers unless told otherwise (duet.think_start/end)
 
 
 class SignalCase(str, Enum):
@@ -75,7 +76,7 @@ class ResponseDecoder:
     text (answer included) would become the signal.
     """
 
-    def __init__(self, tokenizer, markers: Sequence[str] = (THINK_START, THINK_END)):
+    def __init__(self, tokenizer, markers: Sequence[str] = QWEN3_MARKERS):
         self.tokenizer = tokenizer
         keep = {marker_token_id(tokenizer, marker) for marker in markers}
         special = set(tokenizer.all_special_ids) | {

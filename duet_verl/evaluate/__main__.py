@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from duet_verl.core import SMALL_QUESTIONS, TEMPLATES
+from duet_verl.core import SMALL_QUESTIONS, TEMPLATES, THINK_END, THINK_START
 from duet_verl.evaluate.metrics import MODES
 from duet_verl.evaluate.runner import EvalConfig, EvalInputError, Sampling, run
 
@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--small-max-tokens", type=int, default=2048)
     parser.add_argument("--small-temperature", type=float, default=0.0, help="default 0: greedy")
     parser.add_argument("--small-max-prompt-tokens", type=int, help="cut the signal's start to fit (default: no cut)")
-    parser.add_argument("--think-start", default="<think>", help="M's start-of-thinking marker (duet.think_start)")
-    parser.add_argument("--think-end", default="</think>", help="M's end-of-thinking marker (duet.think_end)")
+    parser.add_argument("--think-start", default=THINK_START, help="M's start-of-thinking marker (duet.think_start)")
+    parser.add_argument("--think-end", default=THINK_END, help="M's end-of-thinking marker (duet.think_end)")
     parser.add_argument("--chunk-size", type=int, help="questions per generation call (default: hf 8, vllm 1024)")
     parser.add_argument("--tp", type=int, default=1, help="vllm tensor parallel size of every engine")
     parser.add_argument(

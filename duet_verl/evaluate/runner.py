@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from duet_verl.core import SMALL_QUESTIONS, score_answer, scorer_for, small_question
+from duet_verl.core import QWEN3_MARKERS, SMALL_QUESTIONS, score_answer, scorer_for, small_question
 from duet_verl.evaluate.metrics import MODES
-from duet_verl.inference import QWEN3_MARKERS, LargeOutput, Sampling, answer, chat_prompt, generate, think
+from duet_verl.inference import LargeOutput, Sampling, answer, chat_prompt, generate, think
 
 BASE_MODES = ("large", "concise")  # M alone: base M
 

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import sys
 
-from duet_verl.core import MATH_INSTRUCTION, TEMPLATES
+from duet_verl.core import MATH_INSTRUCTION, TEMPLATES, THINK_END, THINK_START
 from duet_verl.evaluate.runner import EvalInputError, check_model
 from duet_verl.inference import Sampling
 
@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="appended to the question for M, as in training (default: data_prep's math instruction); m reads "
         "the question without it. Pass '' when clients send M's full prompt themselves",
     )
-    parser.add_argument("--think-start", default="<think>", help="M's start-of-thinking marker (duet.think_start)")
-    parser.add_argument("--think-end", default="</think>", help="M's end-of-thinking marker (duet.think_end)")
+    parser.add_argument("--think-start", default=THINK_START, help="M's start-of-thinking marker (duet.think_start)")
+    parser.add_argument("--think-end", default=THINK_END, help="M's end-of-thinking marker (duet.think_end)")
     parser.add_argument("--max-batch", type=int, default=32, help="in-process models: requests per generate call")
     parser.add_argument("--device", help="hf backend: torch device (default: cuda if available, else cpu)")
     parser.add_argument("--large-gpu-memory", type=float, default=0.6, help="vllm backend: M's memory fraction")

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from duet_verl.core import ResponseDecoder
+from duet_verl.core import QWEN3_MARKERS, ResponseDecoder
 from duet_verl.inference import (
-    QWEN3_MARKERS,
     DuetOutput,
     Sampling,
     chat_prompt,

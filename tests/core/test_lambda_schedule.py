@@ -113,3 +113,14 @@ def test_adaptive_lambda_grows_with_length(init, short, extra):
     next_short, next_long = a.update(short), b.update(short + extra)
     assert next_short <= next_long
     assert (next_short >= init) if short >= 1000 else (next_short <= init)
+
+
+def test_from_config_reads_the_duet_keys():
+    from types import SimpleNamespace
+
+    duet = SimpleNamespace(lambda_schedule="adaptive", lambda_init=0.2, lambda_eta=0.5, length_bound=100.0,
+                           lambda_clip_min=0.1, lambda_clip_max=0.3)  # fmt: skip
+    lam = LambdaSchedule.from_config(duet)
+    assert (lam.schedule, lam.value, lam.eta, lam.length_bound, lam.clip_min, lam.clip_max) == (
+        "adaptive", 0.2, 0.5, 100.0, 0.1, 0.3,
+    )  # fmt: skip
