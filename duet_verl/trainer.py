@@ -290,7 +290,7 @@ class DuetTrainer(RayPPOTrainer):
                     rows[key].append(nt[key][i])
         return DataProto(non_tensor_batch={key: _object_array(values) for key, values in rows.items()})
 
-    def _generate_small(self, small_rows: DataProto, timing: dict, timer: str, validate: bool, sleep_after: bool):
+    def _generate_small(self, small_rows: DataProto, validate: bool, timing: dict, timer: str, sleep_after: bool):
         """m's answers to ``small_rows``, scored in verl's reward loop (``rm_scores``), with the rows' ids kept."""
         small_rows.meta_info.update({"global_steps": self.global_steps, "validate": validate})
         batch = self._generate(self.small, small_rows, timing, timer, sleep_after=sleep_after)
@@ -340,13 +340,15 @@ class DuetTrainer(RayPPOTrainer):
         k = self.duet.small_rollouts_per_signal
         guided_rows = self._small_rows(large, signals, k, self.duet.small_prompt_template, per_question=False)
         guided = self._generate_small(
-            guided_rows, timing, "gen_small", validate=False, sleep_after=not self.duet.needs_baseline
+            guided_rows, validate=False, timing=timing, timer="gen_small", sleep_after=not self.duet.needs_baseline
         )
         if not self.duet.needs_baseline:
             return guided, None
         per_question = self.duet.marginal_utility == "per_prompt"
         baseline_rows = self._small_rows(large, signals, k, BASELINE_TEMPLATE, per_question)
-        baseline = self._generate_small(baseline_rows, timing, "gen_baseline", validate=False, sleep_after=True)
+        baseline = self._generate_small(
+            baseline_rows, validate=False, timing=timing, timer="gen_baseline", sleep_after=True
+        )
         return guided, baseline
 
     def _duet_rewards(self, large: DataProto, guided: DataProto, baseline: DataProto | None) -> StepRewards:
@@ -576,7 +578,9 @@ class DuetTrainer(RayPPOTrainer):
             signals = self._signals(large)
             template, form = self.duet.small_prompt_template, self.duet.val_small_question
             small_rows = self._small_rows(large, signals, k, template, per_question=False, question_form=form)
-            small = self._generate_small(small_rows, timing, "val_gen_small", validate=True, sleep_after=True)
+            small = self._generate_small(
+                small_rows, validate=True, timing=timing, timer="val_gen_small", sleep_after=True
+            )
             scores = small.batch["rm_scores"].sum(-1).numpy()
             parents = small.non_tensor_batch["large_row"].astype(np.int64)
             large_tokens = large.batch["response_mask"].sum(-1).numpy()
