@@ -29,6 +29,8 @@ import pytest
 from duet_verl.checkpointing import checkpoint_problems, missing_checkpoint_files, tracked_step
 from duet_verl.preemption import PREEMPTED_EXIT_CODE
 
+pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
+
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "run_duet_cpu_tiny.sh"
 NODE = {"num_cpus": 8, "num_gpus": 1, "object_store_memory": 300 * 1024**2}

@@ -20,6 +20,8 @@ import pytest
 
 from duet_verl.testing.console import parse_step_metrics
 
+pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
+
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "run_grpo_cpu_tiny.sh"
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
+
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "eval_duet_qwen3.sh"
 
 

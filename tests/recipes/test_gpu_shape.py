@@ -21,6 +21,8 @@ import pytest
 from duet_verl.testing import gpu_shape
 from duet_verl.testing.gpu_shape import check_duet_runs, run_recipe
 
+pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -14,6 +14,8 @@ from duet_verl.evaluate.backends import HFGenerator
 from duet_verl.inference import DuetPipeline, Sampling, chat_prompt
 from duet_verl.testing.http_server import ServerProcess, free_port
 
+pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
+
 LARGE = Sampling(max_new_tokens=40, temperature=0.6, top_p=0.95, top_k=20)
 SMALL = Sampling(max_new_tokens=16, temperature=0.0)
 MAX_PROMPT_TOKENS = 96

@@ -34,6 +34,8 @@ from duet_verl.core import score_answer
 from duet_verl.preemption import PREEMPTED_EXIT_CODE
 from duet_verl.testing.console import engine_events, one_engine_awake_at_a_time, parse_step_metrics
 
+pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 RECIPE = ROOT / "recipes" / "run_duet_cpu_tiny.sh"

@@ -16,7 +16,7 @@ import pytest
 
 from duet_verl.evaluate.__main__ import main
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 MODES = ["duet", "large", "small", "concise"]
 MAX_DIFFERENT = 0.1  # of the generations; near-ties of random tiny models

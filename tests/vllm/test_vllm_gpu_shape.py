@@ -14,7 +14,7 @@ import pytest
 
 from duet_verl.testing.gpu_shape import check_duet_runs, run_recipe
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 
 def test_the_duet_recipe_trains_validates_saves_and_resumes_on_vllm(gpu_shape_places, tmp_path, record_wall_time):

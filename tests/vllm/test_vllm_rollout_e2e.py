@@ -24,7 +24,7 @@ import pytest
 
 from duet_verl.testing.console import engine_events, one_engine_awake_at_a_time, parse_step_metrics
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = "run_duet_cpu_tiny.sh"

@@ -17,7 +17,7 @@ from duet_verl.core import MATH_INSTRUCTION, extract_signal, render_small_prompt
 from duet_verl.inference import chat_prompt
 from duet_verl.testing.http_server import ServerProcess, free_port
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 LARGE_MAX_TOKENS, SMALL_MAX_TOKENS = 40, 16
 

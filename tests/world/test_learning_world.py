@@ -13,6 +13,8 @@ import pytest
 
 from duet_verl.testing.learning_world import QUICK, direction, quick_duet
 
+pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
+
 SEED = 0
 # Seeds 0-4 gave length ratios 0.52-0.61 (seed 0: 0.61) and accuracy ratios 0.97-1.05 (4-step windows), λ exactly
 # on its rule; about 245 s each on 2 idle cores. The bounds are the (≤ 0.7, ≥ 0.9): 0.09 and 0.07 of room.

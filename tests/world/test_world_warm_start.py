@@ -12,6 +12,8 @@ from duet_verl.core import render_small_prompt
 from duet_verl.testing import warm_start, world
 from duet_verl.testing.tiny import build_model
 
+pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
+
 
 @pytest.fixture(scope="module")
 def large_set(built_world, world_tokenizer):
