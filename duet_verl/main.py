@@ -82,13 +82,13 @@ def run_duet(config: DictConfig) -> str:
 
 
 def _resolve_resume(config: DictConfig, duet: DuetConfig) -> None:
-    """Check the checkpoint a resume would load before anything starts. A damaged one stops the run naming the
-    file (``duet.damaged_checkpoint=error``) or is set aside for the newest intact one, which the run then resumes
-    from through ``trainer.resume_mode=resume_path`` (``last_intact``)."""
+    """Choose and check the checkpoint a resume loads before anything starts, and hand it to the trainer as
+    ``trainer.resume_mode=resume_path``. A damaged one stops the run naming the file
+    (``duet.damaged_checkpoint=error``) or is set aside for the newest intact one (``last_intact``)."""
     trainer = config.trainer
     root = Path(trainer.default_local_dir).absolute()
     folder = choose_resume(root, trainer.resume_mode, trainer.get("resume_from_path"), duet.damaged_checkpoint)
-    if folder is not None and trainer.resume_mode == "auto":
+    if folder is not None:  # the trainer loads exactly this folder (absolute: its actor need not share our cwd)
         with open_dict(config):
             trainer.resume_mode, trainer.resume_from_path = "resume_path", str(folder)
 

@@ -63,7 +63,6 @@ from duet_verl.checkpointing import (
     restore_dataloader,
     shared_filesystem_error,
     stale_checkpoints,
-    tracked_step,
     write_manifest,
 )
 from duet_verl.core import (
@@ -682,23 +681,15 @@ class DuetTrainer(RayPPOTrainer):
             raise RuntimeError(shared_filesystem_error(partial, missing, socket.gethostname()))
 
     def _load_checkpoint(self) -> None:
-        """Load both models, λ and the dataloader from the checkpoint the driver chose and checked
-        (``checkpointing.choose_resume``, before Ray started)."""
-        mode = self.config.trainer.resume_mode
-        if mode == "disable":
-            return
-        if mode == "resume_path":
-            folder = Path(self.config.trainer.resume_from_path).absolute()
-        else:
-            step = tracked_step(self._checkpoint_root())
-            if step is None:
+        """Load both models, λ and the dataloader from ``trainer.resume_from_path``: the driver chose that checkpoint
+        and checked it before Ray started (``checkpointing.choose_resume``), and set ``resume_mode=resume_path``.
+        Any other mode here means there is nothing to resume."""
+        if self.config.trainer.resume_mode != "resume_path":
+            if self.config.trainer.resume_mode == "auto":
                 print("[duet] no checkpoint found: training from scratch")
-                return
-            folder = self._checkpoint_root() / f"global_step_{step}"
-        state_file = folder / "duet_state.json"
-        if not state_file.is_file():
-            raise FileNotFoundError(f"{folder} is not a complete DUET checkpoint (no duet_state.json)")
-        state = json.loads(state_file.read_text())
+            return
+        folder = Path(self.config.trainer.resume_from_path)
+        state = json.loads((folder / "duet_state.json").read_text())
         for role in (self.large, self.small):
             role.actor_rollout_wg.load_checkpoint(str(folder / role.name / "actor"), del_local_after_load=False)
         self.lambda_schedule.load_state_dict(state["lambda_schedule"])
