@@ -221,6 +221,13 @@ def validate(config: DictConfig, duet: DuetConfig) -> None:
             f"{block}.model.lora.merge=True (the adapter is merged into the weights it receives)",
             problems,
         )
+    _require(
+        not config.global_profiler.get("steps"),
+        f"global_profiler.steps={config.global_profiler.steps}: the DUET trainer opens no profiler window (both "
+        "models' workers share one process per GPU, and verl's torch profiler allows one window per process); "
+        "profile a step with a tool outside the trainer, e.g. nsys on the worker processes",
+        problems,
+    )
     _check_rollout_engines(config, problems)
     if problems:
         raise DuetConfigError("invalid DUET config:\n- " + "\n- ".join(problems))
@@ -300,6 +307,23 @@ def build_model_views(config: DictConfig, duet: DuetConfig) -> dict[str, DictCon
     for view in (large_view, small_view):
         OmegaConf.resolve(view)
     return {LARGE: large_view, SMALL: small_view}
+
+
+def validate_views(views: dict[str, DictConfig]) -> None:
+    """verl's own ``validate_config`` on each model's view, as ``main_ppo`` runs it on its one model (batch sizes
+    against GPUs, micro-batch settings, LoRA ranks, sampling); :func:`validate` adds what two models need."""
+    from verl.trainer.ppo.utils import need_reference_policy
+    from verl.utils.config import validate_config
+
+    for name, block in ((LARGE, "actor_rollout_ref"), (SMALL, SMALL_BLOCK)):
+        view = views[name]
+        try:
+            validate_config(view, use_reference_policy=name == LARGE and need_reference_policy(view), use_critic=False)
+        except (AssertionError, ValueError) as error:
+            raise DuetConfigError(
+                f"invalid DUET config: verl's validate_config rejects {name}'s settings ({block}; verl calls the "
+                f"block actor_rollout_ref): {error}"
+            ) from error
 
 
 def _yaml_value(value) -> str:

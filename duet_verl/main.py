@@ -28,6 +28,7 @@ from duet_verl.duet_config import (
     build_model_views,
     optimizer_steps_per_training_step,
     validate,
+    validate_views,
 )
 from duet_verl.preemption import PREEMPTED, PREEMPTED_EXIT_CODE, StopRequest, StopSignals
 
@@ -49,6 +50,7 @@ def run_duet(config: DictConfig) -> str:
     with open_dict(config):
         config[SMALL_BLOCK].rollout.agent.agent_loop_config_path = agent_loops
     views = build_model_views(config, duet)
+    validate_views(views)
     if not ray.is_initialized():
         from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
 

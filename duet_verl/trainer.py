@@ -422,7 +422,8 @@ class DuetTrainer(RayPPOTrainer):
         return metrics
 
     def _dump_samples(self, large, guided, signals, step_rewards: StepRewards) -> None:
-        """With ``trainer.rollout_data_dir`` set, write every m answer with the M response it read (JSONL)."""
+        """With ``trainer.rollout_data_dir`` set, write every m answer with the M response it read (JSONL, the
+        answer-record fields of ``core.records`` plus ``TRAINING_FIELDS``)."""
         out_dir = self.config.trainer.get("rollout_data_dir")
         if not out_dir:
             return
@@ -431,31 +432,47 @@ class DuetTrainer(RayPPOTrainer):
         decode = self.small_tokenizer.decode
         path = Path(out_dir) / f"duet_step_{self.global_steps}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        small_texts = self._small_texts(guided)
+        records = self._answer_records(large, guided, signals, step_rewards.thinking_lengths)
         with path.open("w") as f:
-            for j in range(len(guided)):
+            for j, record in enumerate(records):
                 i = int(guided.non_tensor_batch["large_row"][j])
                 prompt_ids = guided.batch["prompts"][j][
                     guided.batch["attention_mask"][j][: guided.batch["prompts"].shape[-1]].bool()
                 ]
-                record = {
+                record.update({
                     "step": self.global_steps,
                     "lambda": step_rewards.lam,
                     "large_row": i,
-                    "data_source": str(guided.non_tensor_batch["data_source"][j]),
-                    "question": guided.non_tensor_batch["question"][j],
-                    "ground_truth": str(guided.non_tensor_batch["reward_model"][j]["ground_truth"]),
-                    "large_response": large.non_tensor_batch["response_text"][i],
-                    "signal": signals[i].text,
-                    "signal_case": signals[i].case.value,
-                    "large_length": float(lengths[i]),
+                    "penalised_length": float(lengths[i]),
                     "small_prompt": decode(prompt_ids.tolist(), skip_special_tokens=False),
-                    "small_response": small_texts[j],  # as the reward manager decoded it for scoring
-                    "small_score": float(guided.batch["rm_scores"][j].sum()),
-                    "baseline_score": None if baseline is None else float(baseline[i]),
+                    "baseline_correct": None if baseline is None else float(baseline[i]),
                     "reward_large": float(rewards.large_reward[i]),
-                }
+                })  # fmt: skip
                 f.write(json.dumps(record) + "\n")
+
+    def _answer_records(self, large: DataProto, small: DataProto, signals, thinking: np.ndarray) -> list[dict]:
+        """One record per m answer with the fields every writer shares (``core.records.ANSWER_FIELDS``)."""
+        parents = small.non_tensor_batch["large_row"].astype(np.int64)
+        large_tokens = large.batch["response_mask"].sum(-1).tolist()
+        small_tokens = small.batch["response_mask"].sum(-1).tolist()
+        scores = small.batch["rm_scores"].sum(-1).tolist()
+        small_texts = self._small_texts(small)
+        return [
+            {
+                "data_source": str(small.non_tensor_batch["data_source"][j]),
+                "question": str(small.non_tensor_batch["question"][j]),
+                "ground_truth": str(small.non_tensor_batch["reward_model"][j]["ground_truth"]),
+                "large_text": large.non_tensor_batch["response_text"][i],
+                "signal": signals[i].text,
+                "signal_case": signals[i].case.value,
+                "small_text": small_texts[j],
+                "correct": float(scores[j]),
+                "large_tokens": int(large_tokens[i]),
+                "large_thinking_tokens": int(thinking[i]),
+                "small_tokens": int(small_tokens[j]),
+            }
+            for j, i in enumerate(parents)
+        ]
 
     def _compute_old_log_probs(self, role: ModelRole, batch: DataProto, metrics: dict, timing: dict) -> None:
         """verl's pre-update plumbing for one model, as ``RayPPOTrainer.fit`` does it: balance sequence lengths
@@ -466,9 +483,11 @@ class DuetTrainer(RayPPOTrainer):
         batch.meta_info["images_seqlens"] = []  # read by verl's MFU estimate; text only here
         batch.meta_info["temperature"] = role.config.actor_rollout_ref.rollout.temperature
         with marked_timer(f"old_log_prob_{role.name}", timing):
-            old_log_prob, _ = role.compute_log_probs(batch)
+            old_log_prob, mfu = role.compute_log_probs(batch)
             old_log_prob.batch.pop("entropys")
             batch.union(old_log_prob)
+        metrics[f"{role.name}/perf/mfu/actor_infer"] = mfu
+        metrics[f"{role.name}/perf/total_num_tokens"] = sum(batch.meta_info["global_token_num"])
         if "rollout_log_probs" in batch.batch.keys():
             debug_metrics = calculate_debug_metrics(batch)
             metrics.update({f"{role.name}/{key}": value for key, value in debug_metrics.items()})
@@ -545,6 +564,7 @@ class DuetTrainer(RayPPOTrainer):
                     with marked_timer("testing", timing):
                         metrics.update(self._validate())
                 metrics.update({f"timing_s/{name}": seconds for name, seconds in timing.items()})
+                metrics.update(self._throughput(metrics, timing["step"]))
                 tracker.log(data=metrics, step=self.global_steps)
                 progress.update(1)
                 if stop:
@@ -557,6 +577,16 @@ class DuetTrainer(RayPPOTrainer):
                     return COMPLETED
         progress.close()
         return COMPLETED
+
+    def _throughput(self, metrics: dict, step_seconds: float) -> dict[str, float]:
+        """verl's ``perf/`` throughput (tokens per second per GPU, prompt + response) for each model and both; the
+        two models share the GPUs, so each one's figure is over the whole step."""
+        gpus = self.config.trainer.n_gpus_per_node * self.config.trainer.nnodes
+        tokens = {name: metrics.get(f"{name}/perf/total_num_tokens", 0) for name in (LARGE, SMALL)}
+        out = {f"{name}/perf/throughput": count / (step_seconds * gpus) for name, count in tokens.items()}
+        out["perf/throughput"] = sum(tokens.values()) / (step_seconds * gpus)
+        out["perf/time_per_step"] = step_seconds
+        return out
 
     def _stop_reason(self) -> str | None:
         """The signal the driver was stopped with, if any (one small Ray call per step)."""
@@ -591,21 +621,8 @@ class DuetTrainer(RayPPOTrainer):
                 per_source[source]["large_tokens"].append(float(large_tokens[i]))
                 per_source[source]["large_thinking_tokens"].append(float(thinking_tokens[i]))
                 per_source[source]["small_tokens"].append(float(small_tokens[answers].mean()))
-            small_texts = self._small_texts(small)
-            for j, i in enumerate(parents):
-                records.append({
-                    "step": self.global_steps,
-                    "data_source": str(large.non_tensor_batch["data_source"][i]),
-                    "question": str(small.non_tensor_batch["question"][j]),
-                    "ground_truth": str(small.non_tensor_batch["reward_model"][j]["ground_truth"]),
-                    "large_response": large.non_tensor_batch["response_text"][i],
-                    "signal": signals[i].text,
-                    "small_response": small_texts[j],
-                    "score": float(scores[j]),
-                    "large_tokens": int(large_tokens[i]),
-                    "large_thinking_tokens": int(thinking_tokens[i]),
-                    "small_tokens": int(small_tokens[j]),
-                })  # fmt: skip
+            for record in self._answer_records(large, small, signals, thinking_tokens):
+                records.append({**record, "step": self.global_steps})
         self._write_validation_generations(records)
         metrics: dict[str, float] = {}
         for source, values in per_source.items():
@@ -622,8 +639,8 @@ class DuetTrainer(RayPPOTrainer):
         """``trainer.validation_data_dir/val_step_N.jsonl`` (one line per m answer) and verl's tracker table."""
         self._maybe_log_val_generations(
             inputs=[r["question"] for r in records],
-            outputs=[f"[M signal] {r['signal']}\n[m answer] {r['small_response']}" for r in records],
-            scores=[r["score"] for r in records],
+            outputs=[f"[M signal] {r['signal']}\n[m answer] {r['small_text']}" for r in records],
+            scores=[r["correct"] for r in records],
         )
         out_dir = self.config.trainer.get("validation_data_dir")
         if not out_dir:

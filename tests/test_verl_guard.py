@@ -149,6 +149,95 @@ def check_agent_loop_batches():
     assert "val_kwargs.do_sample" not in loop, "the agent loop reads val_kwargs.do_sample now: revisit the recipes"
 
 
+def _defines(module_name: str, owner: str | None, name: str) -> bool:
+    """Whether verl's ``module_name`` defines ``name``: a method or ``self.name = ...`` of class ``owner``, or a
+    module-level assignment when ``owner`` is None."""
+    tree = _module_source_tree(module_name)
+    if owner is None:
+        targets = [t for n in tree.body if isinstance(n, ast.Assign) for t in n.targets]
+        targets += [n.target for n in tree.body if isinstance(n, ast.AnnAssign)]
+        return any(isinstance(t, ast.Name) and t.id == name for t in targets)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == owner:
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef) and inner.name == name:
+                    return True
+                if isinstance(inner, ast.Attribute) and inner.attr == name and isinstance(inner.ctx, ast.Store):
+                    return True
+            return False
+    raise AssertionError(f"class {owner} not found in {module_name}")
+
+
+def check_private_contacts():
+    from duet_verl.verl_seam import PRIVATE_CONTACTS
+
+    missing = [c for c in PRIVATE_CONTACTS if not _defines(c.module, c.owner, c.name)]
+    gone = [f"{c.module}.{c.owner or ''}.{c.name} ({c.use})" for c in missing]
+    assert not missing, f"gone from verl: {gone}"
+
+
+# duet-verl's own private names that verl happens to use too (for something else)
+OWN_PRIVATE_NAMES = {
+    "_available": "a threading.Condition in duet_verl/core/scoring.py",
+    "_handle": "the signal handler in preemption.py",
+    "_run": "the request loop of duet_verl/serve/engines.py",
+    "_has_server": "HFServerAdapter's own flag, named as verl's vLLM ServerAdapter names it",
+}
+
+
+def _private_names_touched(package: Path) -> dict[str, set[str]]:
+    """Private names duet-verl reads, sets, defines as methods or imports from verl, with the files doing it."""
+    touched: dict[str, set[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Attribute):
+                names = [node.attr]
+            elif isinstance(node, ast.ClassDef):
+                names = [n.name for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("verl"):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name.startswith("_") and not name.startswith("__"):
+                    touched.setdefault(name, set()).add(str(path.relative_to(package.parent)))
+    return touched
+
+
+def check_private_contacts_complete():
+    import re
+
+    import verl
+
+    import duet_verl
+    from duet_verl.verl_seam import PRIVATE_CONTACTS
+
+    verl_source = "\n".join(p.read_text() for p in sorted(Path(verl.__file__).parent.rglob("*.py")))
+    listed = {c.name for c in PRIVATE_CONTACTS} | set(OWN_PRIVATE_NAMES)
+    unlisted = {
+        name: sorted(files)
+        for name, files in _private_names_touched(Path(duet_verl.__file__).parent).items()
+        if name not in listed and re.search(rf"def {name}\b|\.{name}\b|^{name}\s*=", verl_source, re.M)
+    }
+    assert not unlisted, f"private verl names touched but not in duet_verl/verl_seam.py: {unlisted}"
+
+
+def check_model_role_fits_the_methods_it_borrows():
+    # ModelRole passes itself as ``self`` to RayPPOTrainer methods: each attribute they read must exist on it.
+    from verl.trainer.ppo.ray_trainer import RayPPOTrainer
+
+    from duet_verl.trainer import ModelRole
+
+    has = {f.name for f in dataclasses.fields(ModelRole)} | set(dir(ModelRole))
+    for method in ("_compute_old_log_prob", "_compute_ref_log_prob", "_update_actor"):
+        tree = ast.parse(inspect.getsource(getattr(RayPPOTrainer, method)).lstrip())
+        reads = {
+            node.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
+        }
+        assert reads <= has, f"RayPPOTrainer.{method} now reads self.{sorted(reads - has)}, which ModelRole lacks"
+
+
 CHECKS = [
     check_version,
     check_plugin_hooks,
@@ -160,6 +249,9 @@ CHECKS = [
     check_worker_weight_sync_calls,
     check_vllm_server_naming,
     check_agent_loop_batches,
+    check_private_contacts,
+    check_private_contacts_complete,
+    check_model_role_fits_the_methods_it_borrows,
 ]
 
 

@@ -18,21 +18,6 @@ def _load_hf_replica():
     return HFReplica
 
 
-def _load_tagged_vllm_replica():
-    from duet_verl.rollout.vllm_tagged import TaggedvLLMReplica
-
-    return TaggedvLLMReplica
-
-
-def register_tagged_vllm() -> None:
-    """Give ``rollout.name=vllm`` tagged server names (identical to verl's when untagged); loaded lazily."""
-    from verl.workers.rollout.base import _ROLLOUT_REGISTRY
-    from verl.workers.rollout.replica import RolloutReplicaRegistry
-
-    _ROLLOUT_REGISTRY[("vllm", "async")] = "duet_verl.rollout.vllm_tagged.TaggedvLLMServerAdapter"
-    RolloutReplicaRegistry.register("vllm", _load_tagged_vllm_replica)
-
-
 def register_hf_rollout() -> None:
     """Make ``rollout.name=hf`` resolve on both sides: the trainer's replica and the worker's adapter."""
     from verl.workers.rollout.base import _ROLLOUT_REGISTRY
@@ -54,7 +39,6 @@ def register() -> None:
     from duet_verl.cpu.platform import cpu_platform_selected, use_gloo_process_groups
 
     register_hf_rollout()
-    register_tagged_vllm()
     if cpu_platform_selected():
         use_gloo_process_groups()
         import duet_verl.cpu.engines  # noqa: F401  (registers the FSDP engines for device "cpu")

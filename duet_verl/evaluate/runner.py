@@ -292,6 +292,7 @@ def _base_record(q: Question, mode: str, seed: int) -> dict:
         "row": q.row,
         "question_id": q.question_id,
         "data_source": q.data_source,
+        "question": q.question,
         "ground_truth": q.ground_truth,
         "large_model": None,
         "large_text": None,

@@ -222,22 +222,26 @@ def markdown_table(rows: list[dict]) -> str:
 # 20 steps and a faster λ (at its cap by step ~6): about 4 min on 2 cores (the warm starts side by side, ~2 min).
 QUICK = Settings(steps=20, lambda_eta=0.1)
 WINDOW = 4  # steps averaged at each end of a run
+HELDOUT = "val-duet/world_math/acc"  # greedy M -> greedy m on every held-out question
 
 
 def quick_duet(out: Path, seed: int) -> dict[int, dict[str, float]]:
-    """Build the world, warm-start both models and run a short DUET training; returns its per-step metrics."""
+    """Build the world, warm-start both models and run a short DUET training that validates on the held-out
+    questions before its first step (logged as step 0) and after its last; returns its per-step metrics."""
     from duet_verl.testing.warm_start import warm_start
     from duet_verl.testing.world import build_world
 
     world = build_world(out / "world", seed=seed)
     models = warm_start(world, out / "warm", seed=seed)
-    return train_duet(world, models, out / "duet", QUICK)
+    validate = ("trainer.val_before_train=True", f"trainer.test_freq={QUICK.steps}", "data.val_batch_size=64")
+    return train_duet(world, models, out / "duet", QUICK, extra=validate)
 
 
 def direction(curves: dict[int, dict[str, float]], settings: Settings) -> dict[str, float]:
-    """What the CI test asserts: M's length and guided m's accuracy over the last steps relative to the first,
-    and the largest gap between the logged λ and the adaptive rule replayed from the logged lengths."""
-    steps = sorted(curves)
+    """What the CI test asserts: M's length and guided m's accuracy over the last training steps relative to the
+    first, the held-out accuracy (greedy, validation) before and after training, and the largest gap between the
+    logged λ and the adaptive rule replayed from the logged lengths."""
+    steps = sorted(step for step in curves if step > 0)  # step 0: the validation before training
     first, last = steps[:WINDOW], steps[-WINDOW:]
 
     def mean(key: str, window: list[int]) -> float:
@@ -251,5 +255,7 @@ def direction(curves: dict[int, dict[str, float]], settings: Settings) -> dict[s
     return {
         "length_ratio": mean("duet/large_response_length_mean", last) / mean("duet/large_response_length_mean", first),
         "accuracy_ratio": mean("duet/small_accuracy", last) / mean("duet/small_accuracy", first),
+        "heldout_accuracy_before": curves[0][HELDOUT],
+        "heldout_accuracy_after": curves[steps[-1]][HELDOUT],
         "lambda_rule_gap": gap,
     }

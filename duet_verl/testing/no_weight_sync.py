@@ -7,8 +7,8 @@ here could re-enter a half-imported ``duet_verl.cpu.hf_rollout``.
 
 from verl.workers.rollout.base import _ROLLOUT_REGISTRY
 
-from duet_verl.cpu import HF_ROLLOUT, register
+import duet_verl.verl_plugin  # noqa: F401  (duet-verl's registrations first, whatever order verl loads modules in)
+from duet_verl.cpu import HF_ROLLOUT
 
-register()
 _ROLLOUT_REGISTRY[(HF_ROLLOUT, "async")] = "duet_verl.testing.no_sync_adapter.NoSyncHFServerAdapter"
 _ROLLOUT_REGISTRY[("vllm", "async")] = "duet_verl.testing.no_sync_vllm_adapter.NoSyncvLLMServerAdapter"

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from duet_verl.core import extract_signal, score_answer
+from duet_verl.core.records import ANSWER_FIELDS, EVALUATE_FIELDS
 from duet_verl.evaluate import backends
 from duet_verl.evaluate.__main__ import main
 from duet_verl.evaluate.backends import Generation
@@ -57,6 +58,7 @@ def test_every_mode_end_to_end(full_run, tiny_assets):
     assert list(summary) == ["tiny_math"] and list(summary["tiny_math"]) == ALL_MODES
     assert {m: s["samples"] for m, s in summary["tiny_math"].items()} == dict.fromkeys(ALL_MODES, QUESTIONS)
     assert len(records) == 4 * QUESTIONS and len({(r["mode"], r["row"]) for r in records}) == 4 * QUESTIONS
+    assert all(set(r) == set(ANSWER_FIELDS) | set(EVALUATE_FIELDS) for r in records), "one record schema"
     by_key = {(r["mode"], r["row"]): r for r in records}
     for row in range(QUESTIONS):
         large, duet, small, concise = (by_key[(m, row)] for m in ("large", "duet", "small", "concise"))

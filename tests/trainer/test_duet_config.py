@@ -16,6 +16,7 @@ from duet_verl.duet_config import (
     markdown_table,
     optimizer_steps_per_training_step,
     validate,
+    validate_views,
     yaml_section,
 )
 
@@ -71,6 +72,7 @@ def test_each_model_gets_its_own_resolved_view():
         ("actor_rollout_ref.actor.strategy=megatron", "actor_rollout_ref.actor.strategy='megatron'"),
         ("small_actor_rollout_ref.ref.strategy=megatron", "small_actor_rollout_ref.ref.strategy"),
         ("small_actor_rollout_ref.model.lora_rank=8", "small_actor_rollout_ref.model.lora.merge=False"),
+        ("global_profiler.steps=[2]", "global_profiler.steps"),
     ],
 )
 def test_invalid_combinations_fail_naming_the_key(override, named_key):
@@ -85,9 +87,33 @@ def test_unknown_duet_key_is_rejected():
         DuetConfig.from_config(config)
 
 
+MICRO_BATCHES = [
+    f"{block}.{part}.{key}=2"
+    for block in ("actor_rollout_ref", "small_actor_rollout_ref")
+    for part, key in (("actor", "ppo_micro_batch_size_per_gpu"), ("rollout", "log_prob_micro_batch_size_per_gpu"))
+] + ["actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2"]
+
+
 def test_valid_config_passes():
-    config = compose_duet()
-    validate(config, DuetConfig.from_config(config))
+    config = compose_duet(*MICRO_BATCHES)
+    duet = DuetConfig.from_config(config)
+    validate(config, duet)
+    validate_views(build_model_views(config, duet))
+
+
+@pytest.mark.parametrize(
+    ("override", "model", "block"),
+    [
+        ("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=null", "large", "actor_rollout_ref"),
+        ("+small_actor_rollout_ref.rollout.log_prob_micro_batch_size=4", "small", "small_actor_rollout_ref"),
+        ("small_actor_rollout_ref.actor.ppo_mini_batch_size=8", "small", "small_actor_rollout_ref"),
+    ],
+)
+def test_verl_validates_each_models_view(override, model, block):
+    """verl's validate_config runs on each model's view; its complaint names the model and the block to fix."""
+    config = compose_duet(*MICRO_BATCHES, override)
+    with pytest.raises(DuetConfigError, match=rf"rejects {model}'s settings \({block};"):
+        validate_views(build_model_views(config, DuetConfig.from_config(config)))
 
 
 VLLM_BOTH = [

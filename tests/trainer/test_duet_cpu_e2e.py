@@ -31,6 +31,7 @@ from safetensors.torch import load_file
 
 from duet_verl.checkpointing import checkpoint_problems, tracked_step
 from duet_verl.core import score_answer
+from duet_verl.core.records import ANSWER_FIELDS, TRAINING_FIELDS, VALIDATION_FIELDS
 from duet_verl.preemption import PREEMPTED_EXIT_CODE
 from duet_verl.testing.console import engine_events, one_engine_awake_at_a_time, parse_step_metrics
 
@@ -110,11 +111,12 @@ def test_small_prompts_carry_question_and_decoded_signal(main_run):
     out, _, _ = main_run
     records = [json.loads(line) for line in (out / "samples" / "duet_step_1.jsonl").read_text().splitlines()]
     assert len(records) == 2 * 2 * 2  # questions x n x k
+    assert all(set(r) == set(ANSWER_FIELDS) | set(TRAINING_FIELDS) for r in records), "one record schema"
     for record in records:
         assert record["question"] in record["small_prompt"]
         assert record["signal"] in record["small_prompt"]
         assert record["small_prompt"].startswith("user\n") and record["small_prompt"].endswith("\n</think>")
-        assert record["signal"].strip() == "" or record["signal"].strip() in record["large_response"]
+        assert record["signal"].strip() == "" or record["signal"].strip() in record["large_text"]
 
 
 def test_large_rewards_follow_the_duet_formula(main_run):
@@ -126,8 +128,8 @@ def test_large_rewards_follow_the_duet_formula(main_run):
             by_row.setdefault(record["large_row"], []).append(record)
         lam = metrics[step]["duet/lambda"]
         for rows in by_row.values():
-            guided = np.mean([r["small_score"] for r in rows])
-            expected = guided - rows[0]["baseline_score"] - lam * rows[0]["large_length"] / 16  # duet.length_bound=16
+            guided = np.mean([r["correct"] for r in rows])
+            expected = guided - rows[0]["baseline_correct"] - lam * rows[0]["penalised_length"] / 16  # B=16
             assert rows[0]["reward_large"] == pytest.approx(expected, abs=1e-5)
             assert rows[0]["lambda"] == pytest.approx(lam)
 
@@ -147,10 +149,11 @@ def test_validation_generations_are_written(main_run):
     for record in records:
         assert record["step"] == 3 and record["data_source"] == "tiny_math"
         assert record["question"] and record["ground_truth"]
-        assert record["signal"].strip() in record["large_response"]
+        assert record["signal"].strip() in record["large_text"]
         assert 0 < record["large_tokens"] <= 24 and 0 < record["small_tokens"] <= 16
         assert record["large_thinking_tokens"] <= record["large_tokens"]
-    mean_score = np.mean([r["score"] for r in records])
+    assert all(set(r) == set(ANSWER_FIELDS) | set(VALIDATION_FIELDS) for r in records), "one record schema"
+    mean_score = np.mean([r["correct"] for r in records])
     assert mean_score == pytest.approx(metrics[3]["val-duet/tiny_math/acc"])
 
 
@@ -216,9 +219,9 @@ def test_reward_loop_scores_match_the_duet_scorer(real_reward_resumed_run):
     validation = [json.loads(line) for line in (out / "validation" / "val_step_3.jsonl").read_text().splitlines()]
     assert {r["data_source"] for r in training} == {"deepscaler", "gpqa_diamond"}
     assert {r["data_source"] for r in validation} == {"math500", "gpqa_diamond"}
-    for record, score in [(r, r["small_score"]) for r in training] + [(r, r["score"]) for r in validation]:
-        expected = score_answer(record["data_source"], record["small_response"], record["ground_truth"]).score
-        assert score == expected, record
+    for record in training + validation:
+        expected = score_answer(record["data_source"], record["small_text"], record["ground_truth"]).score
+        assert record["correct"] == expected, record
 
 
 def test_kl_in_the_loss_reads_the_reference(real_reward_resumed_run):

@@ -14,18 +14,21 @@ import copy
 import dataclasses
 import functools
 import itertools
+import json
 
 import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_module
+from omegaconf import open_dict
 from tensordict import TensorDict
 from verl import DataProto
 from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.utils import need_reference_policy
 from verl.utils import tensordict_utils as tu
 
-from duet_verl.core import LambdaSchedule, ResponseDecoder
+from duet_verl.core import LambdaSchedule, ResponseDecoder, extract_signal
+from duet_verl.core.records import ANSWER_FIELDS, TRAINING_FIELDS
 from duet_verl.duet_config import LARGE, SMALL, DuetConfig, build_model_views
 from duet_verl.trainer import DuetTrainer, ModelRole
 
@@ -103,6 +106,9 @@ class ScriptedAgentLoop:
         })  # fmt: skip
 
 
+INFER_MFU = 0.25  # what the workers report for their log-prob pass
+
+
 class ConstantWorkers:
     """Stands in for a model's worker group: constant log-probs, and ``update_actor`` records its batch."""
 
@@ -117,7 +123,7 @@ class ConstantWorkers:
         tokens = batch_td["input_ids"]
         values = torch.full(tokens.values().shape, value)
         nested = torch.nested.nested_tensor_from_jagged(values, offsets=tokens.offsets())
-        return tu.get_tensordict({"log_probs": nested, "entropy": nested.clone()}, {"metrics": {"mfu": 0.0}})
+        return tu.get_tensordict({"log_probs": nested, "entropy": nested.clone()}, {"metrics": {"mfu": INFER_MFU}})
 
     def compute_log_prob(self, batch_td: TensorDict) -> TensorDict:
         return self._per_token(batch_td, OLD_LOG_PROB)
@@ -297,6 +303,10 @@ def test_one_step_follows_the_method(tiny_tokenizer, marginal, grouping, measure
     assert metrics["duet/penalised_length_mean"] == pytest.approx(lengths.mean())
     if marginal != "off":
         assert metrics["duet/r_m"] == pytest.approx(r_m.mean())
+    # --- verl's perf metrics, per model: MFU of the log-prob pass, tokens (prompt + response) for the throughput
+    assert metrics["large/perf/mfu/actor_infer"] == metrics["small/perf/mfu/actor_infer"] == INFER_MFU
+    assert metrics["large/perf/total_num_tokens"] == int(large_batch["attention_mask"].sum())
+    assert metrics["small/perf/total_num_tokens"] > 0
     assert trainer.lambda_schedule.value == pytest.approx(min(max(0.5 + 0.01 * (lengths.mean() / 10 - 1), 0), 1))
 
     # --- GRPO advantages, as the update receives them: M per question; m per question or per signal
@@ -341,3 +351,19 @@ def test_the_scripted_world_has_both_outcomes():
     signals = [t.split("<think>\n", 1)[1].split("\n</think>", 1)[0] for t in LARGE_TEXTS[: QUESTIONS * N]]
     outcomes = {small_is_right(f"question {i // N}", s) for i, s in enumerate(signals)}
     assert outcomes == {True, False} and len({len(t) for t in LARGE_TEXTS}) == len(LARGE_TEXTS)
+
+
+def test_the_training_dump_has_one_record_per_m_answer(tiny_tokenizer, tmp_path):
+    """``trainer.rollout_data_dir``: the answer-record fields every writer shares, plus the training ones."""
+    trainer, _ = scripted_trainer(tiny_tokenizer, "none")
+    with open_dict(trainer.config):
+        trainer.config.trainer.rollout_data_dir = str(tmp_path)
+    trainer._duet_step(batch_dict(), {}, {})
+    records = [json.loads(line) for line in (tmp_path / "duet_step_1.jsonl").read_text().splitlines()]
+    assert len(records) == QUESTIONS * N * K
+    assert all(set(r) == set(ANSWER_FIELDS) | set(TRAINING_FIELDS) for r in records)
+    for record in records:
+        assert record["correct"] == float(small_is_right(record["question"], record["signal"]))
+        found = extract_signal(record["large_text"])
+        assert (record["signal"], record["signal_case"]) == (found.text, found.case.value)
+        assert 0 < record["large_thinking_tokens"] <= record["large_tokens"] and record["small_tokens"] > 0

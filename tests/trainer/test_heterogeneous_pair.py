@@ -66,7 +66,7 @@ def test_signals_reach_m_intact(pair_run, tiny_tokenizer, llama_assets):
                for line in (out / "samples" / f"duet_step_{step}.jsonl").read_text().splitlines()]  # fmt: skip
     assert records
     for record in records:
-        assert record["signal"] == extract_signal(record["large_response"]).text
+        assert record["signal"] == extract_signal(record["large_text"]).text
         assert record["signal"] in record["small_prompt"] and record["question"] in record["small_prompt"]
         assert record["small_prompt"].lstrip().startswith("user\n") and record["small_prompt"].endswith("</think>")
         assert not any(token in record["signal"] for token in debris), record["signal"]
@@ -76,5 +76,5 @@ def test_signals_reach_m_intact(pair_run, tiny_tokenizer, llama_assets):
     validation = [json.loads(line) for line in (out / "validation" / "val_step_2.jsonl").read_text().splitlines()]
     assert len(validation) == 8  # the tiny test set: 8 questions x val n=1 x val k=1
     for record in validation:
-        assert record["signal"] == extract_signal(record["large_response"]).text
+        assert record["signal"] == extract_signal(record["large_text"]).text
         assert not any(token in record["signal"] for token in debris), record["signal"]

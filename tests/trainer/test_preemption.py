@@ -9,6 +9,7 @@ import os
 import signal
 from types import SimpleNamespace
 
+import pytest
 from omegaconf import OmegaConf
 
 from duet_verl.preemption import COMPLETED, PREEMPTED, StopSignals, signal_problems
@@ -52,6 +53,7 @@ def bare_trainer(steps: int, save_freq: int, test_freq: int, signal_during: int 
     trainer_config = {
         "project_name": "duet_test", "experiment_name": "preemption", "logger": ["console"], "total_epochs": 1,
         "val_before_train": False, "save_freq": save_freq, "test_freq": test_freq, "resume_mode": "disable",
+        "n_gpus_per_node": 2, "nnodes": 1,
     }  # fmt: skip
     duet = DuetTrainer.__new__(DuetTrainer)
     duet.config = OmegaConf.create({"trainer": trainer_config})
@@ -97,3 +99,21 @@ def test_without_a_stop_the_run_completes():
     duet = bare_trainer(steps=4, save_freq=2, test_freq=-1, signal_during=None)
     assert duet.fit() == COMPLETED
     assert duet.events == [("step", 1), ("step", 2), ("save", 2), ("step", 3), ("step", 4), ("save", 4)]
+
+
+def test_each_step_logs_verl_throughput_for_both_models(capsys):
+    """The step's tokens per model (set by the step) become verl's ``perf/throughput``: tokens / (step s × GPUs)."""
+    from duet_verl.testing.console import parse_step_metrics
+
+    duet = bare_trainer(steps=1, save_freq=-1, test_freq=-1, signal_during=None)
+
+    def step(batch, metrics, timing):
+        metrics.update({"large/perf/total_num_tokens": 3000, "small/perf/total_num_tokens": 1000})
+
+    duet._duet_step = step
+    assert duet.fit() == COMPLETED
+    logged = parse_step_metrics(capsys.readouterr().out)[1]
+    seconds = logged["perf/time_per_step"]
+    assert seconds == logged["timing_s/step"] > 0
+    assert logged["large/perf/throughput"] == pytest.approx(3000 / (seconds * 2), rel=1e-3)
+    assert logged["perf/throughput"] == pytest.approx(4000 / (seconds * 2), rel=1e-3)
