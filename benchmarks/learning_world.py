@@ -11,7 +11,7 @@ Everything goes through the product's own entry points, as a user would run it:
 3. RL from the warm-started models through the CPU recipes: DUET (``recipes/run_duet_cpu_tiny.sh`` →
    ``python -m duet_verl.main``, adaptive λ, B below warm M's mean length), and the baselines through
    ``recipes/run_grpo_cpu_tiny.sh`` (verl's ``main_ppo``): M alone with GRPO, and M alone with the length penalty
-   on its own score (``duet_verl.reward_manager.length_penalized_score``).
+   on its own score (``duet_verl.train.reward_manager.length_penalized_score``).
 4. ``python -m duet_verl.evaluate`` (HF backend) on the held-out questions: warm M alone, each trained M alone,
    trained M → trained m, m alone; accuracy ± 95% CI and M tokens.
 

@@ -9,7 +9,7 @@
 duet_reward_overrides=(
   reward.reward_manager.source=importlib
   reward.reward_manager.name=DuetRewardManager
-  reward.reward_manager.module.path=pkg://duet_verl.reward_manager
+  reward.reward_manager.module.path=pkg://duet_verl.train.reward_manager
 )
 
 is_dry_run() { [ "${DRY_RUN:-0}" = 1 ]; }

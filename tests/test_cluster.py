@@ -1,9 +1,9 @@
-"""The driver's node-loss report (duet_verl.cluster), on node tables shaped like ``ray.nodes()``."""
+"""The driver's node-loss report (duet_verl.train.cluster), on node tables shaped like ``ray.nodes()``."""
 
 from __future__ import annotations
 
-from duet_verl.checkpointing import TRACKER_FILE
-from duet_verl.cluster import NodeWatch, node_lost_message
+from duet_verl.train.checkpointing import TRACKER_FILE
+from duet_verl.train.cluster import NodeWatch, node_lost_message
 
 
 def node(node_id: str, alive: bool = True, reason: str = "") -> dict:

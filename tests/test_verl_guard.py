@@ -225,7 +225,7 @@ def check_model_role_fits_the_methods_it_borrows():
     # ModelRole passes itself as ``self`` to RayPPOTrainer methods: each attribute they read must exist on it.
     from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
-    from duet_verl.trainer import ModelRole
+    from duet_verl.train.trainer import ModelRole
 
     has = {f.name for f in dataclasses.fields(ModelRole)} | set(dir(ModelRole))
     for method in ("_compute_old_log_prob", "_compute_ref_log_prob", "_update_actor"):

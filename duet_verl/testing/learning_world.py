@@ -116,7 +116,7 @@ def train_large_alone(world: dict, models: dict, out: Path, settings: Settings, 
     overrides = [*common_overrides(world, models, out, settings), "algorithm.use_kl_in_reward=False"]
     if penalty:
         overrides += [
-            "reward.custom_reward_function.path=pkg://duet_verl.reward_manager",
+            "reward.custom_reward_function.path=pkg://duet_verl.train.reward_manager",
             "reward.custom_reward_function.name=length_penalized_score",
             f"+reward.custom_reward_function.reward_kwargs.lam={settings.penalty_lambda}",
             f"+reward.custom_reward_function.reward_kwargs.length_bound={settings.length_bound}",

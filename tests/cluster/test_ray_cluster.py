@@ -3,8 +3,8 @@
 ``ray.cluster_utils.Cluster`` starts a head and a worker node (two raylets, one logical GPU each) and the test
 runs ``RAY_ADDRESS=<dashboard> bash recipes/run_duet_cpu_tiny.sh`` with ``NNODES=2 CPU_WORKERS=1``: the recipe's
 own ``ray job submit`` path, the one the GPU recipes take. One cluster is shared by the module, in order:
-- a job is stopped after its first checkpoint by ``python -m duet_verl.preemption`` (the KubeRay preStop hook: ``ray
-  job stop`` for every running job, waiting for them): its driver gets SIGTERM mid-step, finishes the step,
+- a job is stopped after its first checkpoint by ``python -m duet_verl.train.preemption`` (the KubeRay preStop
+  hook: ``ray job stop`` for every running job, waiting for them): its driver gets SIGTERM mid-step, finishes the step,
   checkpoints it and exits 75; the same command, resubmitted, resumes from that checkpoint (step, λ, and the
   dataloader: no question is seen twice in the epoch) and finishes, with workers and rollout servers on both nodes
   (Ray's state API);
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from duet_verl.checkpointing import checkpoint_problems, missing_checkpoint_files, tracked_step
-from duet_verl.preemption import PREEMPTED_EXIT_CODE
+from duet_verl.train.checkpointing import checkpoint_problems, missing_checkpoint_files, tracked_step
+from duet_verl.train.preemption import PREEMPTED_EXIT_CODE
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
 
@@ -172,7 +172,8 @@ def test_stopped_job_resumes_from_its_last_checkpoint_on_two_nodes(cluster, tiny
     start = time.perf_counter()
     stopped = cluster.submit(tmp_path, tiny_dir, steps, *overrides)
     wait_for_checkpoint(root, 2)
-    stop = [sys.executable, "-m", "duet_verl.preemption", "--address", cluster.address, "--wait", str(JOB_TIMEOUT_S)]
+    stop = [sys.executable, "-m", "duet_verl.train.preemption", "--address", cluster.address]
+    stop += ["--wait", str(JOB_TIMEOUT_S)]
     assert subprocess.run(stop, capture_output=True, text=True, timeout=JOB_TIMEOUT_S + 60).returncode == 0
     assert cluster.client.get_job_status(stopped) == JobStatus.STOPPED
     stopped_logs = cluster.logs(stopped)

@@ -1,6 +1,6 @@
 """The answer-record schema: declared once (``duet_verl.core.records``), documented from there. Each writer's
-records are checked against it where the writer runs: tests/trainer/test_duet_step.py (training dump),
-tests/trainer/test_duet_cpu_e2e.py (validation), tests/evaluate/test_evaluate_runner.py (evaluate)."""
+records are checked against it where the writer runs: tests/train/test_duet_step.py (training dump),
+tests/train/test_duet_cpu_e2e.py (validation), tests/evaluate/test_evaluate_runner.py (evaluate)."""
 
 from pathlib import Path
 

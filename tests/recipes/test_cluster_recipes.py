@@ -229,14 +229,14 @@ def test_slurm_script_stops_the_job_and_requeues_on_the_warning_signal(tmp_path)
 
 
 def test_rayjob_pods_stop_the_run_within_their_grace_period():
-    """Every pod's preStop hook runs ``python -m duet_verl.preemption`` (tested on a real cluster in tests/cluster)
-    and waits less than the pod's grace period, and Ray lets the driver that long before its SIGKILL."""
+    """Every pod's preStop hook runs ``python -m duet_verl.train.preemption`` (tested on a real cluster in
+    tests/cluster) and waits less than the pod's grace period, and Ray lets the driver that long before its SIGKILL."""
     cluster = rayjob()["spec"]["rayClusterSpec"]
     for group in (cluster["headGroupSpec"], *cluster["workerGroupSpecs"]):
         pod = group["template"]["spec"]
         for container in pod["containers"]:
             hook = " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
-            assert "-m duet_verl.preemption --address http://" in hook
+            assert "-m duet_verl.train.preemption --address http://" in hook
             wait = int(re.search(r"--wait (\d+)", hook).group(1))
             env = {item["name"]: item["value"] for item in container["env"]}
             assert wait <= int(env["RAY_JOB_STOP_WAIT_TIME_S"]) < pod["terminationGracePeriodSeconds"]

@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from duet_verl.duet_config import (
+from duet_verl.train.duet_config import (
     LARGE,
     SMALL,
     DuetConfig,

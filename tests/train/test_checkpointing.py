@@ -7,7 +7,7 @@ import torch
 from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import RandomSampler
 
-from duet_verl.checkpointing import (
+from duet_verl.train.checkpointing import (
     TRACKER_FILE,
     missing_checkpoint_files,
     restore_dataloader,

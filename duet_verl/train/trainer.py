@@ -14,7 +14,7 @@ what changes with two models:
 - ``_validate``, ``_save_checkpoint``, ``_load_checkpoint``: the same chain without length penalty (its
   generations written to ``trainer.validation_data_dir``), and checkpoints holding both models, λ, the
   dataloader and a manifest of file sizes, published only when complete and pruned to
-  ``trainer.max_actor_ckpt_to_keep``. After a stop signal (``duet_verl.preemption``), ``fit`` saves after the
+  ``trainer.max_actor_ckpt_to_keep``. After a stop signal (``duet_verl.train.preemption``), ``fit`` saves after the
   step in flight and returns ``PREEMPTED``.
 
 Rows of M and m are linked by explicit ids (``large_row``), never by position.
@@ -22,14 +22,9 @@ Rows of M and m are linked by explicit ids (``large_row``), never by position.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import socket
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from pprint import pprint
 from typing import Any
 
@@ -56,15 +51,6 @@ from verl.utils.debug.metrics import calculate_debug_metrics
 from verl.utils.metric import reduce_metrics
 from verl.workers.engine_workers import ActorRolloutRefWorker
 
-from duet_verl.agent_loop import AGENT_NAME
-from duet_verl.checkpointing import (
-    TRACKER_FILE,
-    missing_checkpoint_files,
-    restore_dataloader,
-    shared_filesystem_error,
-    stale_checkpoints,
-    write_manifest,
-)
 from duet_verl.core import (
     DuetRewards,
     LambdaSchedule,
@@ -77,9 +63,12 @@ from duet_verl.core import (
     small_question,
     thinking_lengths,
 )
-from duet_verl.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig, DuetConfigError, uses_lora
-from duet_verl.preemption import COMPLETED, PREEMPTED
 from duet_verl.rollout.naming import server_name_prefix
+from duet_verl.train.agent_loop import AGENT_NAME
+from duet_verl.train.checkpointing import CheckpointPublishing
+from duet_verl.train.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig, DuetConfigError, uses_lora
+from duet_verl.train.preemption import COMPLETED, PREEMPTED
+from duet_verl.train.records import StepRecords
 
 
 @dataclass
@@ -127,13 +116,13 @@ def _object_array(items: list) -> np.ndarray:
     return array
 
 
-class DuetTrainer(RayPPOTrainer):
+class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
     """verl's PPO trainer driving two models; ``config`` is M's view, ``small_config`` m's."""
 
     def __init__(self, *, small_config: DictConfig, duet: DuetConfig, small_tokenizer, stop_request=None, **kwargs):
         super().__init__(**kwargs)
         self.duet = duet
-        self.stop_request = stop_request  # duet_verl.preemption.StopRequest actor: the driver's stop signal
+        self.stop_request = stop_request  # duet_verl.train.preemption.StopRequest actor: the driver's stop signal
         self.small_tokenizer = small_tokenizer
         with open_dict(small_config):
             small_config.actor_rollout_ref.actor.optim.total_training_steps = self.total_training_steps
@@ -397,83 +386,6 @@ class DuetTrainer(RayPPOTrainer):
             )
         )
 
-    def _duet_metrics(self, large, guided, signals, step_rewards: StepRewards) -> dict[str, float]:
-        """The step's ``duet/*`` metrics (docs/training.md, "Metrics"); the paper's symbols stay in their names."""
-        rewards, lengths = step_rewards.rewards, step_rewards.lengths
-        large_tokens = large.batch["response_mask"].sum(-1).float()
-        cut = np.array([c or 0 for c in guided.non_tensor_batch.get("signal_tokens_cut", [0] * len(guided))])
-        metrics = {
-            "duet/lambda": step_rewards.lam,
-            "duet/r_Mm": float(np.mean(rewards.guided_accuracy)),
-            "duet/reward_large_mean": float(np.mean(rewards.large_reward)),
-            "duet/length_penalty_mean": float(np.mean(rewards.length_penalty)),
-            "duet/penalised_length_mean": float(lengths.mean()),
-            "duet/large_response_length_mean": float(large_tokens.mean()),
-            "duet/large_response_length_max": float(large_tokens.max()),
-            "duet/large_thinking_length_mean": float(np.mean(step_rewards.thinking_lengths)),
-            "duet/small_response_length_mean": float(guided.batch["response_mask"].sum(-1).float().mean()),
-            "duet/small_accuracy": float(guided.batch["rm_scores"].sum(-1).mean()),
-            "duet/large_truncated_fraction": float((large_tokens >= large.batch["responses"].shape[-1]).float().mean()),
-            "duet/large_no_think_end_fraction": float(np.mean([not s.closed for s in signals])),
-            "duet/signal_shortened_fraction": float(np.mean(cut > 0)),
-        }
-        if rewards.baseline_accuracy is not None:
-            metrics["duet/r_m"] = float(np.mean(rewards.baseline_accuracy))
-        return metrics
-
-    def _dump_samples(self, large, guided, signals, step_rewards: StepRewards) -> None:
-        """With ``trainer.rollout_data_dir`` set, write every m answer with the M response it read (JSONL, the
-        answer-record fields of ``core.records`` plus ``TRAINING_FIELDS``)."""
-        out_dir = self.config.trainer.get("rollout_data_dir")
-        if not out_dir:
-            return
-        rewards, lengths = step_rewards.rewards, step_rewards.lengths
-        baseline = rewards.baseline_accuracy
-        decode = self.small_tokenizer.decode
-        path = Path(out_dir) / f"duet_step_{self.global_steps}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        records = self._answer_records(large, guided, signals, step_rewards.thinking_lengths)
-        with path.open("w") as f:
-            for j, record in enumerate(records):
-                i = int(guided.non_tensor_batch["large_row"][j])
-                prompt_ids = guided.batch["prompts"][j][
-                    guided.batch["attention_mask"][j][: guided.batch["prompts"].shape[-1]].bool()
-                ]
-                record.update({
-                    "step": self.global_steps,
-                    "lambda": step_rewards.lam,
-                    "large_row": i,
-                    "penalised_length": float(lengths[i]),
-                    "small_prompt": decode(prompt_ids.tolist(), skip_special_tokens=False),
-                    "baseline_correct": None if baseline is None else float(baseline[i]),
-                    "reward_large": float(rewards.large_reward[i]),
-                })  # fmt: skip
-                f.write(json.dumps(record) + "\n")
-
-    def _answer_records(self, large: DataProto, small: DataProto, signals, thinking: np.ndarray) -> list[dict]:
-        """One record per m answer with the fields every writer shares (``core.records.ANSWER_FIELDS``)."""
-        parents = small.non_tensor_batch["large_row"].astype(np.int64)
-        large_tokens = large.batch["response_mask"].sum(-1).tolist()
-        small_tokens = small.batch["response_mask"].sum(-1).tolist()
-        scores = small.batch["rm_scores"].sum(-1).tolist()
-        small_texts = self._small_texts(small)
-        return [
-            {
-                "data_source": str(small.non_tensor_batch["data_source"][j]),
-                "question": str(small.non_tensor_batch["question"][j]),
-                "ground_truth": str(small.non_tensor_batch["reward_model"][j]["ground_truth"]),
-                "large_text": large.non_tensor_batch["response_text"][i],
-                "signal": signals[i].text,
-                "signal_case": signals[i].case.value,
-                "small_text": small_texts[j],
-                "correct": float(scores[j]),
-                "large_tokens": int(large_tokens[i]),
-                "large_thinking_tokens": int(thinking[i]),
-                "small_tokens": int(small_tokens[j]),
-            }
-            for j, i in enumerate(parents)
-        ]
-
     def _compute_old_log_probs(self, role: ModelRole, batch: DataProto, metrics: dict, timing: dict) -> None:
         """verl's pre-update plumbing for one model, as ``RayPPOTrainer.fit`` does it: balance sequence lengths
         over the workers, the meta_info its actor reads, the old log-probs, and the rollout-vs-actor check."""
@@ -578,16 +490,6 @@ class DuetTrainer(RayPPOTrainer):
         progress.close()
         return COMPLETED
 
-    def _throughput(self, metrics: dict, step_seconds: float) -> dict[str, float]:
-        """verl's ``perf/`` throughput (tokens per second per GPU, prompt + response) for each model and both; the
-        two models share the GPUs, so each one's figure is over the whole step."""
-        gpus = self.config.trainer.n_gpus_per_node * self.config.trainer.nnodes
-        tokens = {name: metrics.get(f"{name}/perf/total_num_tokens", 0) for name in (LARGE, SMALL)}
-        out = {f"{name}/perf/throughput": count / (step_seconds * gpus) for name, count in tokens.items()}
-        out["perf/throughput"] = sum(tokens.values()) / (step_seconds * gpus)
-        out["perf/time_per_step"] = step_seconds
-        return out
-
     def _stop_reason(self) -> str | None:
         """The signal the driver was stopped with, if any (one small Ray call per step)."""
         return ray.get(self.stop_request.reason.remote()) if self.stop_request is not None else None
@@ -634,84 +536,3 @@ class DuetTrainer(RayPPOTrainer):
             )
         metrics.update({f"timing_s/{name}": seconds for name, seconds in timing.items()})
         return metrics
-
-    def _write_validation_generations(self, records: list[dict]) -> None:
-        """``trainer.validation_data_dir/val_step_N.jsonl`` (one line per m answer) and verl's tracker table."""
-        self._maybe_log_val_generations(
-            inputs=[r["question"] for r in records],
-            outputs=[f"[M signal] {r['signal']}\n[m answer] {r['small_text']}" for r in records],
-            scores=[r["correct"] for r in records],
-        )
-        out_dir = self.config.trainer.get("validation_data_dir")
-        if not out_dir:
-            return
-        path = Path(out_dir) / f"val_step_{self.global_steps}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w") as f:
-            f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-        print(f"[duet] wrote {len(records)} validation generations to {path}", flush=True)
-
-    # ------------------------------------------------------------------ checkpoints
-    def _checkpoint_root(self) -> Path:
-        return Path(self.config.trainer.default_local_dir).absolute()
-
-    def _save_checkpoint(self) -> None:
-        """Write ``global_step_N/{large,small}/actor``, ``data.pt`` and ``duet_state.json`` into a ``.partial``
-        folder, rename it when everything is on disk, then point the tracker file at it: an interrupted save is
-        never found by resume."""
-        root = self._checkpoint_root()
-        final = root / f"global_step_{self.global_steps}"
-        partial = root / f"global_step_{self.global_steps}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        for role in (self.large, self.small):
-            role.actor_rollout_wg.save_checkpoint(str(partial / role.name / "actor"), None, self.global_steps, None)
-        self._check_shards_visible(partial)
-        torch.save(self.train_dataloader.state_dict(), partial / "data.pt")
-        state = {"global_step": self.global_steps, "lambda_schedule": self.lambda_schedule.state_dict()}
-        (partial / "duet_state.json").write_text(json.dumps(state, indent=2))
-        write_manifest(partial)  # every file's size, checked before a resume loads anything
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(partial, final)
-        tracker_tmp = root / f"{TRACKER_FILE}.tmp"
-        tracker_tmp.write_text(str(self.global_steps))
-        os.replace(tracker_tmp, root / TRACKER_FILE)
-        print(f"[duet] saved checkpoint {final}", flush=True)
-        for stale in stale_checkpoints(root, self.config.trainer.get("max_actor_ckpt_to_keep")):
-            shutil.rmtree(stale)
-            print(f"[duet] removed old checkpoint {stale} (trainer.max_actor_ckpt_to_keep)", flush=True)
-
-    def _check_shards_visible(self, partial: Path) -> None:
-        """Fail before publishing when this process cannot see every worker's shard (no shared filesystem)."""
-        missing = {}
-        for role in (self.large, self.small):
-            actor = role.config.actor_rollout_ref.actor
-            if actor.strategy not in ("fsdp", "fsdp2"):
-                continue  # other engines lay their checkpoints out differently
-            folder = f"{role.name}/actor"
-            names = missing_checkpoint_files(
-                partial / folder, actor.checkpoint.save_contents, role.actor_rollout_wg.world_size
-            )
-            if names:
-                missing[folder] = names
-        if missing:
-            raise RuntimeError(shared_filesystem_error(partial, missing, socket.gethostname()))
-
-    def _load_checkpoint(self) -> None:
-        """Load both models, λ and the dataloader from ``trainer.resume_from_path``: the driver chose that checkpoint
-        and checked it before Ray started (``checkpointing.choose_resume``), and set ``resume_mode=resume_path``.
-        Any other mode here means there is nothing to resume."""
-        if self.config.trainer.resume_mode != "resume_path":
-            if self.config.trainer.resume_mode == "auto":
-                print("[duet] no checkpoint found: training from scratch")
-            return
-        folder = Path(self.config.trainer.resume_from_path)
-        state = json.loads((folder / "duet_state.json").read_text())
-        for role in (self.large, self.small):
-            role.actor_rollout_wg.load_checkpoint(str(folder / role.name / "actor"), del_local_after_load=False)
-        self.lambda_schedule.load_state_dict(state["lambda_schedule"])
-        self.global_steps = int(state["global_step"])
-        restore_dataloader(self.train_dataloader, torch.load(folder / "data.pt", weights_only=False), self.global_steps)
-        print(
-            f"[duet] resumed from {folder} at step {self.global_steps}, lambda={self.lambda_schedule.value}", flush=True
-        )

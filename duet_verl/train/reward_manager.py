@@ -67,7 +67,7 @@ def length_penalized_score(data_source, solution_str, ground_truth, extra_info, 
     """The paper's "M alone" variant as a verl custom reward function: the DUET score of M's own answer minus
     ``lam · L / length_bound``, L = the response's tokens (constant λ: verl's single-model trainer keeps no λ state).
 
-        reward.custom_reward_function.path=pkg://duet_verl.reward_manager
+        reward.custom_reward_function.path=pkg://duet_verl.train.reward_manager
         reward.custom_reward_function.name=length_penalized_score
         +reward.custom_reward_function.reward_kwargs.lam=0.5
         +reward.custom_reward_function.reward_kwargs.length_bound=40

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from duet_verl.checkpointing import tracked_step
+from duet_verl.train.checkpointing import tracked_step
 
 # Ray marks a node dead after missed health checks (~15 s at its defaults); a worker's collective fails at once.
 NODE_DEATH_WAIT_S = 60.0

@@ -14,7 +14,6 @@ from dataclasses import MISSING, dataclass, field, fields
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from duet_verl.checkpointing import DAMAGED_CHOICES
 from duet_verl.core import (
     GROUPINGS,
     LENGTH_MEASURES,
@@ -25,7 +24,8 @@ from duet_verl.core import (
     THINK_END,
     THINK_START,
 )
-from duet_verl.preemption import signal_problems
+from duet_verl.train.checkpointing import DAMAGED_CHOICES
+from duet_verl.train.preemption import signal_problems
 
 LARGE, SMALL = "large", "small"
 SMALL_BLOCK = "small_actor_rollout_ref"
@@ -45,8 +45,8 @@ def _key(default, meaning: str, paper: str | None = None):
 @dataclass(frozen=True)
 class DuetConfig:
     """``config.duet`` with types. Each key is documented here and only here: the yaml's ``duet:`` section and the
-    table in docs/training.md are rendered from these fields (``python -m duet_verl.duet_config [yaml|markdown]``)
-    and tests/trainer/test_duet_config.py keeps them equal."""
+    table in docs/training.md are rendered from these fields (``python -m duet_verl.train.duet_config [yaml|markdown]``)
+    and tests/train/test_duet_config.py keeps them equal."""
 
     length_bound: float = _key(
         1000, "B: length bound in M tokens; the penalty is λ·L/B, linear in every token.", "1000"
@@ -335,10 +335,10 @@ def _yaml_value(value) -> str:
 
 
 def yaml_section() -> str:
-    """The ``duet:`` section of ``config/duet_trainer.yaml``: every key with its meaning as a comment."""
+    """The ``duet:`` section of ``duet_verl/config/duet_trainer.yaml``: every key with its meaning as a comment."""
     lines = [
-        "# DUET's own keys, documented in DuetConfig (duet_verl/duet_config.py): edit them there; this section is",
-        "# its output (`python -m duet_verl.duet_config`), and tests/trainer/test_duet_config.py checks they agree.",
+        "# DUET's own keys, documented in DuetConfig (duet_verl/train/duet_config.py): edit them there; this section",
+        "# is its output (`python -m duet_verl.train.duet_config`), checked by tests/train/test_duet_config.py.",
         "duet:",
     ]
     for key in fields(DuetConfig):
@@ -359,5 +359,5 @@ def markdown_table() -> str:
 
 
 if __name__ == "__main__":
-    # python -m duet_verl.duet_config [yaml|markdown]: the duet.* keys as the yaml section or the docs table
+    # python -m duet_verl.train.duet_config [yaml|markdown]: the duet.* keys as the yaml section or the docs table
     print(markdown_table() if sys.argv[1:] == ["markdown"] else yaml_section(), end="")

@@ -1,5 +1,6 @@
-"""Checkpoint bookkeeping of a DUET run that needs no Ray or workers: which folders to prune, whether a checkpoint
-is intact and which one a resume loads, and how to put the dataloader back where an uninterrupted run would be.
+"""A DUET run's checkpoints. The bookkeeping needs no Ray or workers (the driver checks a resume before Ray
+starts): which folders to prune, whether a checkpoint is intact and which one a resume loads, and how to put the
+dataloader back where an uninterrupted run would be. ``CheckpointPublishing`` is the trainer's save and load.
 
 A DUET checkpoint is ``global_step_N/`` (both models, ``data.pt``, ``duet_state.json`` and ``manifest.json``, the
 size of every other file), written as ``global_step_N.partial/`` and renamed when complete;
@@ -11,7 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import socket
 from pathlib import Path
+
+import torch
 
 TRACKER_FILE = "latest_checkpointed_iteration.txt"
 MANIFEST_FILE = "manifest.json"
@@ -209,3 +214,72 @@ def shared_filesystem_error(partial: Path, missing: dict[str, list[str]], host: 
         "cloud file share): each worker writes its shard on its own node. The checkpoint was not published; "
         "the last complete one is untouched (docs/clusters.md, 'Checkpoints')."
     )
+
+
+class CheckpointPublishing:
+    """The trainer's save and load, as a mixin of ``DuetTrainer`` (it provides ``config``, ``global_steps``, the
+    roles ``large``/``small`` with their worker groups, ``train_dataloader`` and ``lambda_schedule``)."""
+
+    def _checkpoint_root(self) -> Path:
+        return Path(self.config.trainer.default_local_dir).absolute()
+
+    def _save_checkpoint(self) -> None:
+        """Write ``global_step_N/{large,small}/actor``, ``data.pt`` and ``duet_state.json`` into a ``.partial``
+        folder, rename it when everything is on disk, then point the tracker file at it: an interrupted save is
+        never found by resume."""
+        root = self._checkpoint_root()
+        final = root / f"global_step_{self.global_steps}"
+        partial = root / f"global_step_{self.global_steps}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for role in (self.large, self.small):
+            role.actor_rollout_wg.save_checkpoint(str(partial / role.name / "actor"), None, self.global_steps, None)
+        self._check_shards_visible(partial)
+        torch.save(self.train_dataloader.state_dict(), partial / "data.pt")
+        state = {"global_step": self.global_steps, "lambda_schedule": self.lambda_schedule.state_dict()}
+        (partial / "duet_state.json").write_text(json.dumps(state, indent=2))
+        write_manifest(partial)  # every file's size, checked before a resume loads anything
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        tracker_tmp = root / f"{TRACKER_FILE}.tmp"
+        tracker_tmp.write_text(str(self.global_steps))
+        os.replace(tracker_tmp, root / TRACKER_FILE)
+        print(f"[duet] saved checkpoint {final}", flush=True)
+        for stale in stale_checkpoints(root, self.config.trainer.get("max_actor_ckpt_to_keep")):
+            shutil.rmtree(stale)
+            print(f"[duet] removed old checkpoint {stale} (trainer.max_actor_ckpt_to_keep)", flush=True)
+
+    def _check_shards_visible(self, partial: Path) -> None:
+        """Fail before publishing when this process cannot see every worker's shard (no shared filesystem)."""
+        missing = {}
+        for role in (self.large, self.small):
+            actor = role.config.actor_rollout_ref.actor
+            if actor.strategy not in ("fsdp", "fsdp2"):
+                continue  # other engines lay their checkpoints out differently
+            folder = f"{role.name}/actor"
+            names = missing_checkpoint_files(
+                partial / folder, actor.checkpoint.save_contents, role.actor_rollout_wg.world_size
+            )
+            if names:
+                missing[folder] = names
+        if missing:
+            raise RuntimeError(shared_filesystem_error(partial, missing, socket.gethostname()))
+
+    def _load_checkpoint(self) -> None:
+        """Load both models, λ and the dataloader from ``trainer.resume_from_path``: the driver chose that checkpoint
+        and checked it before Ray started (``checkpointing.choose_resume``), and set ``resume_mode=resume_path``.
+        Any other mode here means there is nothing to resume."""
+        if self.config.trainer.resume_mode != "resume_path":
+            if self.config.trainer.resume_mode == "auto":
+                print("[duet] no checkpoint found: training from scratch")
+            return
+        folder = Path(self.config.trainer.resume_from_path)
+        state = json.loads((folder / "duet_state.json").read_text())
+        for role in (self.large, self.small):
+            role.actor_rollout_wg.load_checkpoint(str(folder / role.name / "actor"), del_local_after_load=False)
+        self.lambda_schedule.load_state_dict(state["lambda_schedule"])
+        self.global_steps = int(state["global_step"])
+        restore_dataloader(self.train_dataloader, torch.load(folder / "data.pt", weights_only=False), self.global_steps)
+        print(
+            f"[duet] resumed from {folder} at step {self.global_steps}, lambda={self.lambda_schedule.value}", flush=True
+        )

@@ -29,11 +29,11 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from duet_verl.checkpointing import checkpoint_problems, tracked_step
 from duet_verl.core import score_answer
 from duet_verl.core.records import ANSWER_FIELDS, TRAINING_FIELDS, VALIDATION_FIELDS
-from duet_verl.preemption import PREEMPTED_EXIT_CODE
 from duet_verl.testing.console import engine_events, one_engine_awake_at_a_time, parse_step_metrics
+from duet_verl.train.checkpointing import checkpoint_problems, tracked_step
+from duet_verl.train.preemption import PREEMPTED_EXIT_CODE
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
 

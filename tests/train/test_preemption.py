@@ -1,7 +1,7 @@
 """Stop signals in process: the driver's handlers record the first signal and pass it on once, and
 ``DuetTrainer.fit`` (on a bare trainer whose step, save and validation are recorded) saves after the step in
 flight, skips its validation and returns ``PREEMPTED``. The real run, signalled mid-step through the recipe, is
-in tests/trainer/test_duet_cpu_e2e.py and tests/cluster/test_ray_cluster.py."""
+in tests/train/test_duet_cpu_e2e.py and tests/cluster/test_ray_cluster.py."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 from omegaconf import OmegaConf
 
-from duet_verl.preemption import COMPLETED, PREEMPTED, StopSignals, signal_problems
-from duet_verl.trainer import DuetTrainer
+from duet_verl.train.preemption import COMPLETED, PREEMPTED, StopSignals, signal_problems
+from duet_verl.train.trainer import DuetTrainer
 
 
 class Recorder:

@@ -16,14 +16,14 @@ from types import SimpleNamespace
 import pytest
 from omegaconf import OmegaConf
 
-from duet_verl.checkpointing import (
+from duet_verl.train.checkpointing import (
     MANIFEST_FILE,
     TRACKER_FILE,
     DamagedCheckpointError,
     choose_resume,
     tracked_step,
 )
-from duet_verl.trainer import DuetTrainer, ModelRole
+from duet_verl.train.trainer import DuetTrainer, ModelRole
 
 WORLD_SIZE = 2
 

@@ -13,7 +13,7 @@ from verl import DataProto
 from verl.trainer.ppo.reward import load_reward_manager
 
 from duet_verl.core import score_answer
-from duet_verl.reward_manager import DuetRewardManager
+from duet_verl.train.reward_manager import DuetRewardManager
 
 
 def run_manager(tokenizer, row: DataProto, compute_score=None, config: dict | None = None) -> dict:
@@ -117,7 +117,7 @@ def test_length_penalized_score_is_m_alone_with_the_penalty(tiny_tokenizer):
     result = score_with_verl_loaded_manager(
         tiny_tokenizer,
         row,
-        "reward.custom_reward_function.path=pkg://duet_verl.reward_manager",
+        "reward.custom_reward_function.path=pkg://duet_verl.train.reward_manager",
         "reward.custom_reward_function.name=length_penalized_score",
         "+reward.custom_reward_function.reward_kwargs.lam=0.5",
         "+reward.custom_reward_function.reward_kwargs.length_bound=40",

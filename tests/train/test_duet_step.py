@@ -29,8 +29,8 @@ from verl.utils import tensordict_utils as tu
 
 from duet_verl.core import LambdaSchedule, ResponseDecoder, extract_signal
 from duet_verl.core.records import ANSWER_FIELDS, TRAINING_FIELDS
-from duet_verl.duet_config import LARGE, SMALL, DuetConfig, build_model_views
-from duet_verl.trainer import DuetTrainer, ModelRole
+from duet_verl.train.duet_config import LARGE, SMALL, DuetConfig, build_model_views
+from duet_verl.train.trainer import DuetTrainer, ModelRole
 
 QUESTIONS, N, K = 3, 2, 2
 PROMPT_LEN, LARGE_LEN, SMALL_LEN = 48, 32, 8  # no response is cut: the longest of M is 26 tokens

@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from duet_verl.duet_config import (
+from duet_verl.train.duet_config import (
     DuetConfig,
     DuetConfigError,
     build_model_views,
@@ -158,7 +158,8 @@ def test_yaml_section_is_rendered_from_duet_config():
     yaml_text = (ROOT / "duet_verl" / "config" / "duet_trainer.yaml").read_text()
     section = yaml_section()
     assert yaml_text.endswith(section), (
-        "duet_trainer.yaml's duet: section differs from DuetConfig; replace it with `python -m duet_verl.duet_config`"
+        "duet_trainer.yaml's duet: section differs from DuetConfig; replace it with "
+        "`python -m duet_verl.train.duet_config`"
     )
     loaded = OmegaConf.load(ROOT / "duet_verl" / "config" / "duet_trainer.yaml").duet
     assert {key.name: key.default for key in fields(DuetConfig)} == dict(loaded)
@@ -167,7 +168,7 @@ def test_yaml_section_is_rendered_from_duet_config():
 def test_docs_table_is_rendered_from_duet_config():
     assert markdown_table() in (ROOT / "docs" / "training.md").read_text(), (
         "docs/training.md's duet.* table differs from DuetConfig; replace it with "
-        "`python -m duet_verl.duet_config markdown`"
+        "`python -m duet_verl.train.duet_config markdown`"
     )
 
 

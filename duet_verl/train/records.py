@@ -1,0 +1,125 @@
+"""What a DUET step leaves behind besides updated weights: its ``duet/*`` metrics, verl's ``perf/`` throughput,
+the training dump (``trainer.rollout_data_dir``) and the validation generations (``trainer.validation_data_dir``),
+as a mixin of ``DuetTrainer``. Records share one schema with ``evaluate`` (``duet_verl.core.records``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from verl import DataProto
+
+from duet_verl.train.duet_config import LARGE, SMALL
+
+if TYPE_CHECKING:
+    from duet_verl.train.trainer import StepRewards
+
+
+class StepRecords:
+    """The trainer's metrics and JSONL records (it provides ``config``, ``global_steps``, ``small_tokenizer`` and
+    ``_small_texts``)."""
+
+    def _duet_metrics(self, large, guided, signals, step_rewards: StepRewards) -> dict[str, float]:
+        """The step's ``duet/*`` metrics (docs/training.md, "Metrics"); the paper's symbols stay in their names."""
+        rewards, lengths = step_rewards.rewards, step_rewards.lengths
+        large_tokens = large.batch["response_mask"].sum(-1).float()
+        cut = np.array([c or 0 for c in guided.non_tensor_batch.get("signal_tokens_cut", [0] * len(guided))])
+        metrics = {
+            "duet/lambda": step_rewards.lam,
+            "duet/r_Mm": float(np.mean(rewards.guided_accuracy)),
+            "duet/reward_large_mean": float(np.mean(rewards.large_reward)),
+            "duet/length_penalty_mean": float(np.mean(rewards.length_penalty)),
+            "duet/penalised_length_mean": float(lengths.mean()),
+            "duet/large_response_length_mean": float(large_tokens.mean()),
+            "duet/large_response_length_max": float(large_tokens.max()),
+            "duet/large_thinking_length_mean": float(np.mean(step_rewards.thinking_lengths)),
+            "duet/small_response_length_mean": float(guided.batch["response_mask"].sum(-1).float().mean()),
+            "duet/small_accuracy": float(guided.batch["rm_scores"].sum(-1).mean()),
+            "duet/large_truncated_fraction": float((large_tokens >= large.batch["responses"].shape[-1]).float().mean()),
+            "duet/large_no_think_end_fraction": float(np.mean([not s.closed for s in signals])),
+            "duet/signal_shortened_fraction": float(np.mean(cut > 0)),
+        }
+        if rewards.baseline_accuracy is not None:
+            metrics["duet/r_m"] = float(np.mean(rewards.baseline_accuracy))
+        return metrics
+
+    def _dump_samples(self, large, guided, signals, step_rewards: StepRewards) -> None:
+        """With ``trainer.rollout_data_dir`` set, write every m answer with the M response it read (JSONL, the
+        answer-record fields of ``core.records`` plus ``TRAINING_FIELDS``)."""
+        out_dir = self.config.trainer.get("rollout_data_dir")
+        if not out_dir:
+            return
+        rewards, lengths = step_rewards.rewards, step_rewards.lengths
+        baseline = rewards.baseline_accuracy
+        decode = self.small_tokenizer.decode
+        path = Path(out_dir) / f"duet_step_{self.global_steps}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        records = self._answer_records(large, guided, signals, step_rewards.thinking_lengths)
+        with path.open("w") as f:
+            for j, record in enumerate(records):
+                i = int(guided.non_tensor_batch["large_row"][j])
+                prompt_ids = guided.batch["prompts"][j][
+                    guided.batch["attention_mask"][j][: guided.batch["prompts"].shape[-1]].bool()
+                ]
+                record.update({
+                    "step": self.global_steps,
+                    "lambda": step_rewards.lam,
+                    "large_row": i,
+                    "penalised_length": float(lengths[i]),
+                    "small_prompt": decode(prompt_ids.tolist(), skip_special_tokens=False),
+                    "baseline_correct": None if baseline is None else float(baseline[i]),
+                    "reward_large": float(rewards.large_reward[i]),
+                })  # fmt: skip
+                f.write(json.dumps(record) + "\n")
+
+    def _answer_records(self, large: DataProto, small: DataProto, signals, thinking: np.ndarray) -> list[dict]:
+        """One record per m answer with the fields every writer shares (``core.records.ANSWER_FIELDS``)."""
+        parents = small.non_tensor_batch["large_row"].astype(np.int64)
+        large_tokens = large.batch["response_mask"].sum(-1).tolist()
+        small_tokens = small.batch["response_mask"].sum(-1).tolist()
+        scores = small.batch["rm_scores"].sum(-1).tolist()
+        small_texts = self._small_texts(small)
+        return [
+            {
+                "data_source": str(small.non_tensor_batch["data_source"][j]),
+                "question": str(small.non_tensor_batch["question"][j]),
+                "ground_truth": str(small.non_tensor_batch["reward_model"][j]["ground_truth"]),
+                "large_text": large.non_tensor_batch["response_text"][i],
+                "signal": signals[i].text,
+                "signal_case": signals[i].case.value,
+                "small_text": small_texts[j],
+                "correct": float(scores[j]),
+                "large_tokens": int(large_tokens[i]),
+                "large_thinking_tokens": int(thinking[i]),
+                "small_tokens": int(small_tokens[j]),
+            }
+            for j, i in enumerate(parents)
+        ]
+
+    def _throughput(self, metrics: dict, step_seconds: float) -> dict[str, float]:
+        """verl's ``perf/`` throughput (tokens per second per GPU, prompt + response) for each model and both; the
+        two models share the GPUs, so each one's figure is over the whole step."""
+        gpus = self.config.trainer.n_gpus_per_node * self.config.trainer.nnodes
+        tokens = {name: metrics.get(f"{name}/perf/total_num_tokens", 0) for name in (LARGE, SMALL)}
+        out = {f"{name}/perf/throughput": count / (step_seconds * gpus) for name, count in tokens.items()}
+        out["perf/throughput"] = sum(tokens.values()) / (step_seconds * gpus)
+        out["perf/time_per_step"] = step_seconds
+        return out
+
+    def _write_validation_generations(self, records: list[dict]) -> None:
+        """``trainer.validation_data_dir/val_step_N.jsonl`` (one line per m answer) and verl's tracker table."""
+        self._maybe_log_val_generations(
+            inputs=[r["question"] for r in records],
+            outputs=[f"[M signal] {r['signal']}\n[m answer] {r['small_text']}" for r in records],
+            scores=[r["correct"] for r in records],
+        )
+        out_dir = self.config.trainer.get("validation_data_dir")
+        if not out_dir:
+            return
+        path = Path(out_dir) / f"val_step_{self.global_steps}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as f:
+            f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        print(f"[duet] wrote {len(records)} validation generations to {path}", flush=True)
