@@ -10,8 +10,9 @@ import argparse
 import sys
 
 from duet_verl.core import SMALL_QUESTIONS, TEMPLATES, THINK_END, THINK_START
+from duet_verl.evaluate.inputs import EvalInputError
 from duet_verl.evaluate.metrics import MODES
-from duet_verl.evaluate.runner import EvalConfig, EvalInputError, Sampling, run
+from duet_verl.evaluate.runner import EvalConfig, Sampling, run
 
 
 def build_parser() -> argparse.ArgumentParser:

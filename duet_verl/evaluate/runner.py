@@ -15,29 +15,18 @@ stored M response when only one of ``duet``/``large`` is missing and they share 
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from duet_verl.core import QWEN3_MARKERS, SMALL_QUESTIONS, score_answer, scorer_for, small_question
-from duet_verl.evaluate.metrics import MODES
+from duet_verl.core import QWEN3_MARKERS, score_answer, small_question
+from duet_verl.evaluate.inputs import BASE_MODES, Question, validate
+from duet_verl.evaluate.models import Models
+from duet_verl.evaluate.store import RecordStore, check_resume
 from duet_verl.inference import LargeOutput, Sampling, answer, chat_prompt, generate, think
 
-BASE_MODES = ("large", "concise")  # M alone: base M
-
-REQUIRED_COLUMNS = ("data_source", "prompt", "reward_model", "extra_info")
-# settings that change what a sample is: a resumed run must use the same ones
-RESUME_KEYS = (
-    "large", "base_large", "small", "small_template", "small_question", "large_sampling", "small_sampling",
-    "small_max_prompt_tokens",
-)  # fmt: skip
 LARGE_FIELDS = ("large_model", "large_text", "large_tokens", "large_thinking_tokens", "large_seconds")
-
-
-class EvalInputError(ValueError):
-    """Bad input found before any model loads: the message says what, where, and what to do."""
 
 
 @dataclass
@@ -69,219 +58,10 @@ class EvalConfig:
         return self.base_large == self.large
 
 
-@dataclass(frozen=True)
-class Question:
-    benchmark: str
-    row: int  # position in the file: the resume key
-    question_id: str
-    data_source: str
-    messages: list[dict]
-    question: str
-    ground_truth: str
-
-
-def needs_small(modes) -> bool:
-    return any(m in ("duet", "small") for m in modes)
-
-
-# ------------------------------------------------------------------------------------------------ validation
-def check_model(path: str | None, role: str, flag: str) -> None:
-    """A local folder must hold a config and a tokenizer; anything that is not a local path is a hub id."""
-    if path is None:
-        raise EvalInputError(f"the selected modes need {role}: pass {flag} PATH_OR_HUB_ID")
-    local = Path(path).expanduser()
-    looks_local = path.startswith(("/", ".", "~")) or local.exists() or path.count("/") != 1
-    if not looks_local:
-        return
-    if not local.is_dir():
-        raise EvalInputError(f"{role} ({flag} {path}): no such folder; pass a model folder or a hub id (owner/name)")
-    if not (local / "config.json").is_file():
-        raise EvalInputError(f"{role} ({flag} {path}): no config.json in the folder; is it a Hugging Face model?")
-    if not any((local / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
-        raise EvalInputError(f"{role} ({flag} {path}): no tokenizer files in the folder; save the tokenizer beside it")
-
-
-def _benchmark_name(path: Path, sources: list[str]) -> str:
-    return sources[0] if len(sources) == 1 else path.parent.name or path.stem
-
-
-def load_questions(paths: list[str], max_samples: int | None, modes) -> dict[str, list[Question]]:
-    """Read and check every parquet file (columns, data sources, fields) before any model loads."""
-    import pandas as pd
-
-    benchmarks: dict[str, list[Question]] = {}
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if not path.is_file():
-            raise EvalInputError(f"data file {path} does not exist; prepare it with python -m data_prep.<name>")
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as error:  # pyarrow raises several types for a file that is not parquet
-            raise EvalInputError(f"data file {path} is not a readable parquet file: {error}") from error
-        if len(frame) == 0:
-            raise EvalInputError(f"data file {path} has no rows; prepare it again with python -m data_prep.<name>")
-        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-        if missing:
-            raise EvalInputError(
-                f"data file {path} lacks column(s) {missing} (has {list(frame.columns)}); files from "
-                "python -m data_prep.<name> have data_source, prompt, reward_model, extra_info"
-            )
-        sources = sorted({str(s) for s in frame["data_source"]})
-        for source in sources:
-            try:
-                scorer_for(source)
-            except ValueError as error:
-                raise EvalInputError(
-                    f"data file {path}: no scorer for data_source {source!r} ({error}); register one with "
-                    "duet_verl.core.register_scorer or fix the data_source"
-                ) from error
-        name = _benchmark_name(path, sources)
-        while name in benchmarks:
-            name += "_"
-        if max_samples is not None:
-            frame = frame.iloc[:max_samples]
-        questions = []
-        for row, record in enumerate(frame.to_dict("records")):
-            extra = record["extra_info"] or {}
-            ground_truth = (record["reward_model"] or {}).get("ground_truth")
-            messages = [dict(m) for m in record["prompt"]] if record["prompt"] is not None else []
-            if ground_truth is None or not messages:
-                raise EvalInputError(f"data file {path}, row {row}: no reward_model.ground_truth or empty prompt")
-            question = extra.get("question")
-            if question is None and "duet" in modes:
-                raise EvalInputError(
-                    f"data file {path}, row {row}: extra_info.question is missing, and duet (m reads the question "
-                    "and M's signal) needs it; prepare the file with python -m data_prep.<name>"
-                )
-            index = extra.get("index")
-            questions.append(
-                Question(
-                    name,
-                    row,
-                    str(index if index is not None else row),
-                    str(record["data_source"]),
-                    messages,
-                    str(question or ""),
-                    str(ground_truth),
-                )
-            )
-        benchmarks[name] = questions
-    return benchmarks
-
-
-def validate(config: EvalConfig) -> dict[str, list[Question]]:
-    unknown = [m for m in config.modes if m not in MODES]
-    if unknown or not config.modes:
-        raise EvalInputError(f"unknown mode(s) {unknown}; choose from {list(MODES)}")
-    if config.seeds < 1:
-        raise EvalInputError(f"--seeds must be >= 1, got {config.seeds}")
-    if config.small_question not in SMALL_QUESTIONS:
-        raise EvalInputError(f"--small-question must be one of {list(SMALL_QUESTIONS)}, got {config.small_question!r}")
-    if "duet" in config.modes or (config.shares_large and any(m in BASE_MODES for m in config.modes)):
-        check_model(config.large, "M (the capable model)", "--large")
-    if not config.shares_large and any(m in BASE_MODES for m in config.modes):
-        check_model(config.base_large, "base M (M alone in large and concise)", "--base-large")
-    if needs_small(config.modes):
-        check_model(config.small, "m (the small model)", "--small")
-    return load_questions(config.data, config.max_samples, config.modes)
-
-
-# ------------------------------------------------------------------------------------------------ records
-class RecordStore:
-    """``records.jsonl``: read what a previous run finished (dropping a half-written last line), append new."""
-
-    def __init__(self, out_dir: Path):
-        self.path = out_dir / "records.jsonl"
-        self.records: dict[tuple, dict] = {}
-        if self.path.exists():
-            data = self.path.read_bytes()
-            lines = data.split(b"\n")
-            complete = b"\n".join(lines[:-1]) + b"\n" if len(lines) > 1 else b""
-            if lines[-1].strip():  # interrupted in the middle of a line: drop the partial line
-                self.path.write_bytes(complete)
-            for line in complete.decode().splitlines():
-                if line.strip():
-                    record = json.loads(line)
-                    self.records[self.key(record)] = record
-        self._file = self.path.open("a")
-
-    @staticmethod
-    def key(record: dict) -> tuple:
-        return (record["benchmark"], record["mode"], record["seed"], record["row"])
-
-    def get(self, benchmark, mode, seed, row) -> dict | None:
-        return self.records.get((benchmark, mode, seed, row))
-
-    def add(self, record: dict) -> None:
-        self.records[self.key(record)] = record
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def check_resume(out_dir: Path, config: EvalConfig) -> None:
-    """Refuse to mix samples of different settings in one output folder."""
-    current = {k: v for k, v in asdict(config).items() if k in RESUME_KEYS}
-    current = json.loads(json.dumps(current))
-    path = out_dir / "run_config.json"
-    if path.exists():
-        previous = json.loads(path.read_text())
-        changed = {k: (previous.get(k), current[k]) for k in RESUME_KEYS if previous.get(k) != current[k]}
-        if changed:
-            raise EvalInputError(
-                f"{out_dir} holds a run with other settings (previous, now): {changed}; "
-                "use a new --out folder, or delete this one to start over"
-            )
-    else:
-        path.write_text(json.dumps(current, indent=2) + "\n")
-
-
 # ------------------------------------------------------------------------------------------------ the run
 def sample_seed(seed: int, benchmark: str, row: int, role: str) -> int:
     """A stable per-sample seed: the same sample gets the same randomness whatever the batching or resume."""
     return zlib.crc32(f"{seed}/{benchmark}/{row}/{role}".encode())
-
-
-class Models:
-    """Tokenizers and generators of base M (role ``base``), trained M (``large``) and m (``small``).
-
-    Each loads on first use (``make_generator(path, role)``, so tests and backends can differ); ``base`` is the
-    ``large`` model itself unless another one was given. ``release`` frees a generator's memory.
-    """
-
-    def __init__(self, config: EvalConfig, make_generator: Callable[[str, str], object]):
-        self.paths = {"base": config.base_large, "large": config.large, "small": config.small}
-        self.shared = config.shares_large
-        self._make_generator = make_generator
-        self._tokenizers: dict[str, object] = {}
-        self._generators: dict[str, object] = {}
-
-    def _key(self, role: str) -> str:
-        return "large" if role == "base" and self.shared else role
-
-    def path(self, role: str) -> str:
-        return self.paths[self._key(role)]
-
-    def tokenizer(self, role: str):
-        key = self._key(role)
-        if key not in self._tokenizers:
-            from transformers import AutoTokenizer
-
-            self._tokenizers[key] = AutoTokenizer.from_pretrained(self.paths[key])
-        return self._tokenizers[key]
-
-    def generator(self, role: str):
-        key = self._key(role)
-        if key not in self._generators:
-            self._generators[key] = self._make_generator(self.paths[key], key)
-        return self._generators[key]
-
-    def release(self, role: str) -> None:
-        generator = self._generators.pop(self._key(role), None)
-        if generator is not None:
-            generator.close()
 
 
 def _base_record(q: Question, mode: str, seed: int) -> dict:

@@ -12,7 +12,7 @@ import asyncio
 import sys
 
 from duet_verl.core import MATH_INSTRUCTION, TEMPLATES, THINK_END, THINK_START
-from duet_verl.evaluate.runner import EvalInputError, check_model
+from duet_verl.evaluate.inputs import EvalInputError, check_model
 from duet_verl.inference import Sampling
 
 

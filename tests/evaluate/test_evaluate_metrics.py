@@ -99,7 +99,7 @@ def test_reports_are_written(records, tmp_path):
     [
         ("duet_verl.evaluate.metrics, duet_verl.evaluate.report, duet_verl.evaluate.backends", "torch vllm"),
         # the runner and the CLI reach torch through duet_verl.core, but never vllm
-        ("duet_verl.evaluate.runner, duet_verl.evaluate.__main__", "vllm transformers"),
+        ("duet_verl.evaluate.runner, duet_verl.evaluate.__main__, duet_verl.evaluate.inputs", "vllm transformers"),
     ],
 )
 def test_imports_stay_light(modules, absent):

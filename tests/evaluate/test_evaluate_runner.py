@@ -13,7 +13,8 @@ from duet_verl.core.records import ANSWER_FIELDS, EVALUATE_FIELDS
 from duet_verl.evaluate import backends
 from duet_verl.evaluate.__main__ import main
 from duet_verl.evaluate.backends import Generation
-from duet_verl.evaluate.runner import EvalConfig, EvalInputError, Sampling, run
+from duet_verl.evaluate.inputs import EvalInputError
+from duet_verl.evaluate.runner import EvalConfig, Sampling, run
 from duet_verl.testing import tiny
 
 ALL_MODES = ["duet", "large", "small", "concise"]
@@ -378,7 +379,8 @@ def test_the_pipeline_api_is_the_chain_evaluation_runs(full_run, tiny_assets):
     """``DuetPipeline.run`` with a sample's seeds gives exactly the record ``duet`` mode wrote: one chain."""
     from transformers import AutoTokenizer
 
-    from duet_verl.evaluate.runner import load_questions, sample_seed
+    from duet_verl.evaluate.inputs import load_questions
+    from duet_verl.evaluate.runner import sample_seed
     from duet_verl.inference import DuetPipeline
 
     questions = load_questions([str(tiny_assets["test"])], QUESTIONS, ["duet"])["tiny_math"]
