@@ -21,11 +21,12 @@ class StepRecords:
     """The trainer's metrics and JSONL records (it provides ``config``, ``global_steps``, ``small_tokenizer`` and
     ``_small_texts``)."""
 
-    def _duet_metrics(self, large, guided, signals, step_rewards: StepRewards) -> dict[str, float]:
+    def _duet_metrics(self, large_batch, small_batch, signals, step_rewards: StepRewards) -> dict[str, float]:
         """The step's ``duet/*`` metrics (docs/training.md, "Metrics"); the paper's symbols stay in their names."""
         rewards, lengths = step_rewards.rewards, step_rewards.lengths
-        large_tokens = large.batch["response_mask"].sum(-1).float()
-        cut = np.array([c or 0 for c in guided.non_tensor_batch.get("signal_tokens_cut", [0] * len(guided))])
+        large_tokens = large_batch.batch["response_mask"].sum(-1).float()
+        max_tokens = large_batch.batch["responses"].shape[-1]
+        cut = np.array([c or 0 for c in small_batch.non_tensor_batch.get("signal_tokens_cut", [0] * len(small_batch))])
         metrics = {
             "duet/lambda": step_rewards.lam,
             "duet/r_Mm": float(np.mean(rewards.guided_accuracy)),
@@ -35,9 +36,9 @@ class StepRecords:
             "duet/large_response_length_mean": float(large_tokens.mean()),
             "duet/large_response_length_max": float(large_tokens.max()),
             "duet/large_thinking_length_mean": float(np.mean(step_rewards.thinking_lengths)),
-            "duet/small_response_length_mean": float(guided.batch["response_mask"].sum(-1).float().mean()),
-            "duet/small_accuracy": float(guided.batch["rm_scores"].sum(-1).mean()),
-            "duet/large_truncated_fraction": float((large_tokens >= large.batch["responses"].shape[-1]).float().mean()),
+            "duet/small_response_length_mean": float(small_batch.batch["response_mask"].sum(-1).float().mean()),
+            "duet/small_accuracy": float(small_batch.batch["rm_scores"].sum(-1).mean()),
+            "duet/large_truncated_fraction": float((large_tokens >= max_tokens).float().mean()),
             "duet/large_no_think_end_fraction": float(np.mean([not s.closed for s in signals])),
             "duet/signal_shortened_fraction": float(np.mean(cut > 0)),
         }
@@ -45,7 +46,7 @@ class StepRecords:
             metrics["duet/r_m"] = float(np.mean(rewards.baseline_accuracy))
         return metrics
 
-    def _dump_samples(self, large, guided, signals, step_rewards: StepRewards) -> None:
+    def _dump_samples(self, large_batch, small_batch, signals, step_rewards: StepRewards) -> None:
         """With ``trainer.rollout_data_dir`` set, write every m answer with the M response it read (JSONL, the
         answer-record fields of ``core.records`` plus ``TRAINING_FIELDS``)."""
         out_dir = self.config.trainer.get("rollout_data_dir")
@@ -56,12 +57,12 @@ class StepRecords:
         decode = self.small_tokenizer.decode
         path = Path(out_dir) / f"duet_step_{self.global_steps}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        records = self._answer_records(large, guided, signals, step_rewards.thinking_lengths)
+        records = self._answer_records(large_batch, small_batch, signals, step_rewards.thinking_lengths)
         with path.open("w") as f:
             for j, record in enumerate(records):
-                i = int(guided.non_tensor_batch["large_row"][j])
-                prompt_ids = guided.batch["prompts"][j][
-                    guided.batch["attention_mask"][j][: guided.batch["prompts"].shape[-1]].bool()
+                i = int(small_batch.non_tensor_batch["large_row"][j])
+                prompt_ids = small_batch.batch["prompts"][j][
+                    small_batch.batch["attention_mask"][j][: small_batch.batch["prompts"].shape[-1]].bool()
                 ]
                 record.update({
                     "step": self.global_steps,
@@ -74,19 +75,21 @@ class StepRecords:
                 })  # fmt: skip
                 f.write(json.dumps(record) + "\n")
 
-    def _answer_records(self, large: DataProto, small: DataProto, signals, thinking: np.ndarray) -> list[dict]:
+    def _answer_records(
+        self, large_batch: DataProto, small_batch: DataProto, signals, thinking: np.ndarray
+    ) -> list[dict]:
         """One record per m answer with the fields every writer shares (``core.records.ANSWER_FIELDS``)."""
-        parents = small.non_tensor_batch["large_row"].astype(np.int64)
-        large_tokens = large.batch["response_mask"].sum(-1).tolist()
-        small_tokens = small.batch["response_mask"].sum(-1).tolist()
-        scores = small.batch["rm_scores"].sum(-1).tolist()
-        small_texts = self._small_texts(small)
+        parents = small_batch.non_tensor_batch["large_row"].astype(np.int64)
+        large_tokens = large_batch.batch["response_mask"].sum(-1).tolist()
+        small_tokens = small_batch.batch["response_mask"].sum(-1).tolist()
+        scores = small_batch.batch["rm_scores"].sum(-1).tolist()
+        small_texts = self._small_texts(small_batch)
         return [
             {
-                "data_source": str(small.non_tensor_batch["data_source"][j]),
-                "question": str(small.non_tensor_batch["question"][j]),
-                "ground_truth": str(small.non_tensor_batch["reward_model"][j]["ground_truth"]),
-                "large_text": large.non_tensor_batch["response_text"][i],
+                "data_source": str(small_batch.non_tensor_batch["data_source"][j]),
+                "question": str(small_batch.non_tensor_batch["question"][j]),
+                "ground_truth": str(small_batch.non_tensor_batch["reward_model"][j]["ground_truth"]),
+                "large_text": large_batch.non_tensor_batch["response_text"][i],
                 "signal": signals[i].text,
                 "signal_case": signals[i].case.value,
                 "small_text": small_texts[j],

@@ -224,15 +224,15 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
         batch.non_tensor_batch["uid"] = _object_array([str(uuid.uuid4()) for _ in range(len(batch))])
         gen_batch = self._get_gen_batch(batch).repeat(repeat_times=n, interleave=True)
         gen_batch.meta_info.update({"global_steps": self.global_steps, "validate": validate})
-        large = batch.repeat(repeat_times=n, interleave=True).union(
+        large_batch = batch.repeat(repeat_times=n, interleave=True).union(
             self._generate(self.large, gen_batch, timing, timer)
         )
-        large.batch["response_mask"] = compute_response_mask(large)
-        large.non_tensor_batch["large_row"] = np.arange(len(large))
-        large.non_tensor_batch["raw_prompt"] = gen_batch.non_tensor_batch["raw_prompt"]
-        texts = self._response_texts(large, self.large_decoder.batch_decode)
-        large.non_tensor_batch["response_text"] = _object_array(texts)
-        return large
+        large_batch.batch["response_mask"] = compute_response_mask(large_batch)
+        large_batch.non_tensor_batch["large_row"] = np.arange(len(large_batch))
+        large_batch.non_tensor_batch["raw_prompt"] = gen_batch.non_tensor_batch["raw_prompt"]
+        texts = self._response_texts(large_batch, self.large_decoder.batch_decode)
+        large_batch.non_tensor_batch["response_text"] = _object_array(texts)
+        return large_batch
 
     @staticmethod
     def _response_texts(batch: DataProto, batch_decode) -> list[str]:
@@ -291,100 +291,99 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
         """One DUET step, phase by phase (docs/training.md, "One step"; the method's steps: docs/method.md). Each
         phase after M's rollout is one method below, in call order (helpers follow the method that uses them)."""
         # M's rollout: n responses per question; the thinking of each is its signal to m
-        large = self._generate_large(
+        large_batch = self._generate_large(
             batch_dict, self.config.actor_rollout_ref.rollout.n, validate=False, timing=timing, timer="gen_large"
         )
-        signals = self._signals(large)
+        signals = self._signals(large_batch)
         # m's rollout: k answers per signal (and k times without one, for the marginal-utility baseline)
-        guided, baseline = self._rollout_small(large, signals, timing)
+        small_batch, baseline_batch = self._rollout_small(large_batch, signals, timing)
         # Rewards at this step's λ: m's accuracy with the signal − without it − λ · length / B
         with marked_timer("duet_rewards", timing):
-            step_rewards = self._duet_rewards(large, guided, baseline)
-            self._attach_rewards(large, guided, step_rewards.rewards)
-        metrics.update(self._duet_metrics(large, guided, signals, step_rewards))
-        self._dump_samples(large, guided, signals, step_rewards)
+            step_rewards = self._duet_rewards(large_batch, small_batch, baseline_batch)
+            self._attach_rewards(large_batch, small_batch, step_rewards.rewards)
+        metrics.update(self._duet_metrics(large_batch, small_batch, signals, step_rewards))
+        self._dump_samples(large_batch, small_batch, signals, step_rewards)
         # λ for the next step, from this step's M lengths
         self.lambda_schedule.update(float(step_rewards.lengths.mean()))
         # Each model's batch as verl's update reads it: old log-probs, M's KL, GRPO advantages
-        for role, role_batch in ((self.large, large), (self.small, guided)):
+        for role, role_batch in ((self.large, large_batch), (self.small, small_batch)):
             self._compute_old_log_probs(role, role_batch, metrics, timing)
-        self._apply_large_kl(large, metrics, timing)
-        for role, role_batch in ((self.large, large), (self.small, guided)):
+        self._apply_large_kl(large_batch, metrics, timing)
+        for role, role_batch in ((self.large, large_batch), (self.small, small_batch)):
             self._compute_advantages(role, role_batch)
         # Updates: m, then M
         if self.duet.train_small:
             with marked_timer("update_small", timing):
-                metrics.update(self.small.update_actor(guided))
+                metrics.update(self.small.update_actor(small_batch))
         with marked_timer("update_large", timing):
-            metrics.update(self.large.update_actor(large))
-        for role, role_batch in ((self.large, large), (self.small, guided)):
+            metrics.update(self.large.update_actor(large_batch))
+        for role, role_batch in ((self.large, large_batch), (self.small, small_batch)):
             data_metrics = compute_data_metrics(batch=role_batch, use_critic=False)
             metrics.update({f"{role.name}/{key}": value for key, value in data_metrics.items()})
 
-    def _rollout_small(self, large: DataProto, signals, timing: dict) -> tuple[DataProto, DataProto | None]:
-        """m's k answers per signal (``guided``) and, when marginal utility is on, its k answers to the bare
-        question (``baseline``: per M response, or per question for ``per_prompt``). m's engine sleeps after the
+    def _rollout_small(self, large_batch: DataProto, signals, timing: dict) -> tuple[DataProto, DataProto | None]:
+        """m's k answers per signal (``small_batch``) and, when marginal utility is on, its k answers to the bare
+        question (``baseline_batch``: per M response, or per question for ``per_prompt``). m's engine sleeps after the
         last of the two."""
         k = self.duet.small_rollouts_per_signal
-        guided_rows = self._small_rows(large, signals, k, self.duet.small_prompt_template, per_question=False)
-        guided = self._generate_small(
+        guided_rows = self._small_rows(large_batch, signals, k, self.duet.small_prompt_template, per_question=False)
+        small_batch = self._generate_small(
             guided_rows, validate=False, timing=timing, timer="gen_small", sleep_after=not self.duet.needs_baseline
         )
         if not self.duet.needs_baseline:
-            return guided, None
+            return small_batch, None
         per_question = self.duet.marginal_utility == "per_prompt"
-        baseline_rows = self._small_rows(large, signals, k, BASELINE_TEMPLATE, per_question)
-        baseline = self._generate_small(
+        baseline_rows = self._small_rows(large_batch, signals, k, BASELINE_TEMPLATE, per_question)
+        baseline_batch = self._generate_small(
             baseline_rows, validate=False, timing=timing, timer="gen_baseline", sleep_after=True
         )
-        return guided, baseline
+        return small_batch, baseline_batch
 
-    def _duet_rewards(self, large: DataProto, guided: DataProto, baseline: DataProto | None) -> StepRewards:
+    def _duet_rewards(
+        self, large_batch: DataProto, small_batch: DataProto, baseline_batch: DataProto | None
+    ) -> StepRewards:
         """M's reward per response from m's scores (``core.rewards``), with the length the config penalises."""
-        thinking = self._thinking_lengths(large)
-        measured = {"thinking": thinking, "response": response_lengths(large.batch["response_mask"])}
+        thinking = self._thinking_lengths(large_batch)
+        measured = {"thinking": thinking, "response": response_lengths(large_batch.batch["response_mask"])}
         lengths = measured[self.duet.length_measure]
-        question_index = {uid: i for i, uid in enumerate(dict.fromkeys(large.non_tensor_batch["uid"]))}
+        question_index = {uid: i for i, uid in enumerate(dict.fromkeys(large_batch.non_tensor_batch["uid"]))}
         lam = self.lambda_schedule.value
         rewards = compute_duet_rewards(
-            small_scores=guided.batch["rm_scores"].sum(-1).numpy(),
-            small_parent=guided.non_tensor_batch["large_row"].astype(np.int64),
-            num_large=len(large),
+            small_scores=small_batch.batch["rm_scores"].sum(-1).numpy(),
+            small_parent=small_batch.non_tensor_batch["large_row"].astype(np.int64),
+            num_large=len(large_batch),
             large_lengths=lengths,
             lam=lam,
             length_bound=self.duet.length_bound,
             marginal_utility=self.duet.marginal_utility,
-            baseline_scores=None if baseline is None else baseline.batch["rm_scores"].sum(-1).numpy(),
-            baseline_parent=None if baseline is None else self._baseline_parent(baseline, question_index),
-            large_question=np.array([question_index[u] for u in large.non_tensor_batch["uid"]], dtype=np.int64),
+            baseline_scores=None if baseline_batch is None else baseline_batch.batch["rm_scores"].sum(-1).numpy(),
+            baseline_parent=None if baseline_batch is None else self._baseline_parent(baseline_batch, question_index),
+            large_question=np.array([question_index[u] for u in large_batch.non_tensor_batch["uid"]], dtype=np.int64),
         )
         return StepRewards(rewards=rewards, lam=lam, lengths=lengths, thinking_lengths=thinking)
 
     @staticmethod
-    def _baseline_parent(baseline: DataProto, question_index: dict) -> np.ndarray:
+    def _baseline_parent(baseline_batch: DataProto, question_index: dict) -> np.ndarray:
         """What each baseline answer's score averages over: its M row (per_signal) or its question (per_prompt)."""
-        parents = baseline.non_tensor_batch["large_row"].astype(np.int64)
+        parents = baseline_batch.non_tensor_batch["large_row"].astype(np.int64)
         if (parents >= 0).all():
             return parents
-        return np.array([question_index[u] for u in baseline.non_tensor_batch["question_uid"]], dtype=np.int64)
+        return np.array([question_index[u] for u in baseline_batch.non_tensor_batch["question_uid"]], dtype=np.int64)
 
-    def _thinking_lengths(self, large: DataProto) -> np.ndarray:
-        return thinking_lengths(large.batch["responses"], large.batch["response_mask"], self.think_end_id)
+    def _thinking_lengths(self, large_batch: DataProto) -> np.ndarray:
+        return thinking_lengths(large_batch.batch["responses"], large_batch.batch["response_mask"], self.think_end_id)
 
-    def _attach_rewards(self, large: DataProto, guided: DataProto, rewards: DuetRewards) -> None:
+    def _attach_rewards(self, large_batch: DataProto, small_batch: DataProto, rewards: DuetRewards) -> None:
         """Put each model's rewards where verl's advantage code reads them, and give m's answers their GRPO
         group ids (``duet.small_grouping``): M's reward on its last response token, m's own 0/1 score."""
-        large_ids = large.non_tensor_batch["large_row"].astype(np.int64)
-        large.batch["token_level_scores"] = place_on_last_token(
-            torch.as_tensor(rewards.large_reward[large_ids], dtype=torch.float32), large.batch["response_mask"]
+        large_ids = large_batch.non_tensor_batch["large_row"].astype(np.int64)
+        large_batch.batch["token_level_scores"] = place_on_last_token(
+            torch.as_tensor(rewards.large_reward[large_ids], dtype=torch.float32), large_batch.batch["response_mask"]
         )
-        guided.batch["token_level_scores"] = guided.batch["rm_scores"]
-        guided.batch["token_level_rewards"] = guided.batch["rm_scores"]
-        guided.non_tensor_batch["uid"] = _object_array(
-            small_group_ids(
-                guided.non_tensor_batch["question_uid"], guided.non_tensor_batch["large_row"], self.duet.small_grouping
-            )
-        )
+        small_batch.batch["token_level_scores"] = small_batch.batch["rm_scores"]
+        small_batch.batch["token_level_rewards"] = small_batch.batch["rm_scores"]
+        rows = small_batch.non_tensor_batch
+        rows["uid"] = _object_array(small_group_ids(rows["question_uid"], rows["large_row"], self.duet.small_grouping))
 
     def _compute_old_log_probs(self, role: ModelRole, batch: DataProto, metrics: dict, timing: dict) -> None:
         """verl's pre-update plumbing for one model, as ``RayPPOTrainer.fit`` does it: balance sequence lengths
@@ -404,20 +403,20 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
             debug_metrics = calculate_debug_metrics(batch)
             metrics.update({f"{role.name}/{key}": value for key, value in debug_metrics.items()})
 
-    def _apply_large_kl(self, large: DataProto, metrics: dict, timing: dict) -> None:
+    def _apply_large_kl(self, large_batch: DataProto, metrics: dict, timing: dict) -> None:
         """M's KL against its frozen reference, as verl's ``fit`` does: in the reward (paper, a KL-controlled
         penalty on every token), in the actor loss (``actor.use_kl_loss``: the update reads ``ref_log_prob``), or
         not at all (no reference model was built)."""
         if self.use_reference_policy:
             with marked_timer("ref_large", timing):
-                large.union(self.large.compute_ref_log_probs(large))
+                large_batch.union(self.large.compute_ref_log_probs(large_batch))
         if self.config.algorithm.use_kl_in_reward:
             _, kl_metrics = apply_kl_penalty(
-                large, kl_ctrl=self.kl_ctrl_in_reward, kl_penalty=self.config.algorithm.kl_penalty
+                large_batch, kl_ctrl=self.kl_ctrl_in_reward, kl_penalty=self.config.algorithm.kl_penalty
             )
             metrics.update({f"large/{key}": value for key, value in kl_metrics.items()})
         else:
-            large.batch["token_level_rewards"] = large.batch["token_level_scores"]
+            large_batch.batch["token_level_rewards"] = large_batch.batch["token_level_scores"]
 
     def _compute_advantages(self, role: ModelRole, batch: DataProto) -> None:
         """GRPO advantages within each group: M's n responses to a question, m's answers per its grouping."""
@@ -505,25 +504,25 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
         k = self.duet.val_small_rollouts_per_signal
         for batch_dict in self.val_dataloader:
             n = self.config.actor_rollout_ref.rollout.val_kwargs.n
-            large = self._generate_large(batch_dict, n, validate=True, timing=timing, timer="val_gen_large")
-            signals = self._signals(large)
+            large_batch = self._generate_large(batch_dict, n, validate=True, timing=timing, timer="val_gen_large")
+            signals = self._signals(large_batch)
             template, form = self.duet.small_prompt_template, self.duet.val_small_question
-            small_rows = self._small_rows(large, signals, k, template, per_question=False, question_form=form)
-            small = self._generate_small(
+            small_rows = self._small_rows(large_batch, signals, k, template, per_question=False, question_form=form)
+            small_batch = self._generate_small(
                 small_rows, validate=True, timing=timing, timer="val_gen_small", sleep_after=True
             )
-            scores = small.batch["rm_scores"].sum(-1).numpy()
-            parents = small.non_tensor_batch["large_row"].astype(np.int64)
-            large_tokens = large.batch["response_mask"].sum(-1).numpy()
-            thinking_tokens = self._thinking_lengths(large)
-            small_tokens = small.batch["response_mask"].sum(-1).numpy()
-            for i, source in enumerate(large.non_tensor_batch["data_source"]):
+            scores = small_batch.batch["rm_scores"].sum(-1).numpy()
+            parents = small_batch.non_tensor_batch["large_row"].astype(np.int64)
+            large_tokens = large_batch.batch["response_mask"].sum(-1).numpy()
+            thinking_tokens = self._thinking_lengths(large_batch)
+            small_tokens = small_batch.batch["response_mask"].sum(-1).numpy()
+            for i, source in enumerate(large_batch.non_tensor_batch["data_source"]):
                 answers = parents == i
                 per_source[source]["acc"].append(float(scores[answers].mean()))
                 per_source[source]["large_tokens"].append(float(large_tokens[i]))
                 per_source[source]["large_thinking_tokens"].append(float(thinking_tokens[i]))
                 per_source[source]["small_tokens"].append(float(small_tokens[answers].mean()))
-            for record in self._answer_records(large, small, signals, thinking_tokens):
+            for record in self._answer_records(large_batch, small_batch, signals, thinking_tokens):
                 records.append({**record, "step": self.global_steps})
         self._write_validation_generations(records)
         metrics: dict[str, float] = {}
