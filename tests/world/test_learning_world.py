@@ -16,18 +16,24 @@ from duet_verl.testing.learning_world import QUICK, direction, quick_duet
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
 
 SEED = 0
-# Seeds 0-4 gave length ratios 0.52-0.61 (seed 0: 0.61) and accuracy ratios 0.97-1.05 (4-step windows), λ exactly
-# on its rule; about 245 s each on 2 idle cores. The bounds are the (≤ 0.7, ≥ 0.9): 0.09 and 0.07 of room.
-MAX_LENGTH_RATIO = 0.7
-MIN_ACCURACY_RATIO = 0.9
+# Five seeds (0-4, 340-450 s each beside other work on 2 cores): M's length ratio (last 4 steps / first 4) 0.49-0.59,
+# m's training accuracy ratio 0.93-1.07, held-out accuracy (greedy, 24 questions) 0.96-1.0 before training and
+# 0.96-1.0 after (never more than one question lost), λ exactly on its rule. The run is not bit-reproducible (Ray scheduling, threads): a CI run of
+# seed 0 once gave length 0.66 and training accuracy 0.90 (64 sampled m answers a step, so each 4-step window
+# is noisy). The bounds leave room beyond every run seen: the failures they catch are M not getting shorter and
+# m losing what M's signal gave it (held out, m alone answers ~1/90).
+MAX_LENGTH_RATIO = 0.75
+MIN_TRAINING_ACCURACY_RATIO = 0.8
+MIN_HELDOUT_BEFORE = 0.9  # the warm-started pair works before RL
+MAX_HELDOUT_DROP = 3 / 24  # three held-out questions
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, record_wall_time) -> dict[str, float]:
     start = time.perf_counter()
     curves = quick_duet(tmp_path_factory.mktemp("learning_world"), SEED)
-    record_wall_time("learning world: 2 warm starts + 20 DUET steps (CPU)", time.perf_counter() - start)
-    assert sorted(curves) == list(range(1, QUICK.steps + 1))
+    record_wall_time("learning world: 2 warm starts + 20 DUET steps + 2 validations (CPU)", time.perf_counter() - start)
+    assert sorted(curves) == list(range(QUICK.steps + 1)), "step 0 is the validation before training"
     return direction(curves, QUICK)
 
 
@@ -36,7 +42,9 @@ def test_m_writes_shorter_signals(quick_run):
 
 
 def test_small_model_keeps_its_accuracy(quick_run):
-    assert quick_run["accuracy_ratio"] >= MIN_ACCURACY_RATIO, quick_run
+    assert quick_run["heldout_accuracy_before"] >= MIN_HELDOUT_BEFORE, quick_run
+    assert quick_run["heldout_accuracy_after"] >= quick_run["heldout_accuracy_before"] - MAX_HELDOUT_DROP, quick_run
+    assert quick_run["accuracy_ratio"] >= MIN_TRAINING_ACCURACY_RATIO, quick_run
 
 
 def test_lambda_follows_the_adaptive_rule(quick_run):
