@@ -112,7 +112,10 @@ def train_duet(
     return parse_step_metrics(output)
 
 
-def train_large_alone(world: dict, models: dict, out: Path, settings: Settings, penalty: bool):
+def train_large_alone(
+    world: dict, models: dict, out: Path, settings: Settings, penalty: bool, extra: tuple[str, ...] = ()
+) -> dict[int, dict[str, float]]:
+    """M alone with GRPO through verl's ``main_ppo``; ``extra`` hydra overrides go last."""
     overrides = [*common_overrides(world, models, out, settings), "algorithm.use_kl_in_reward=False"]
     if penalty:
         overrides += [
@@ -121,6 +124,7 @@ def train_large_alone(world: dict, models: dict, out: Path, settings: Settings, 
             f"+reward.custom_reward_function.reward_kwargs.lam={settings.penalty_lambda}",
             f"+reward.custom_reward_function.reward_kwargs.length_bound={settings.length_bound}",
         ]
+    overrides += extra
     output = run(["bash", recipe("run_grpo_cpu_tiny.sh"), *overrides], out / "train.log", {"OUT_DIR": str(out)})
     return parse_step_metrics(output)
 

@@ -16,12 +16,12 @@ from duet_verl.testing.learning_world import QUICK, direction, quick_duet
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
 
 SEED = 0
-# Five seeds (0-4, 340-450 s each beside other work on 2 cores): M's length ratio (last 4 steps / first 4) 0.49-0.59,
-# m's training accuracy ratio 0.93-1.07, held-out accuracy (greedy, 24 questions) 0.96-1.0 before training and
-# 0.96-1.0 after (never more than one question lost), λ exactly on its rule. The run is not bit-reproducible (Ray scheduling, threads): a CI run of
-# seed 0 once gave length 0.66 and training accuracy 0.90 (64 sampled m answers a step, so each 4-step window
-# is noisy). The bounds leave room beyond every run seen: the failures they catch are M not getting shorter and
-# m losing what M's signal gave it (held out, m alone answers ~1/90).
+# Five seeds (0-4, 340-450 s each beside other work on 2 cores): M's length ratio (last 4 steps / first 4)
+# 0.49-0.59, m's training accuracy ratio 0.93-1.07, held-out accuracy (greedy, 24 questions) 0.96-1.0 before
+# training and 0.96-1.0 after (never more than one question lost), λ exactly on its rule. The run is not
+# bit-reproducible (Ray scheduling, threads): a CI run of seed 0 once gave length 0.66 and training accuracy 0.90
+# (64 sampled m answers a step, so each 4-step window is noisy). The bounds leave room beyond every run seen: the
+# failures they catch are M not getting shorter and m losing what M's signal gave it (m alone answers ~1/90).
 MAX_LENGTH_RATIO = 0.75
 MIN_TRAINING_ACCURACY_RATIO = 0.8
 MIN_HELDOUT_BEFORE = 0.9  # the warm-started pair works before RL
