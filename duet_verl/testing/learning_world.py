@@ -115,8 +115,13 @@ def train_duet(
 def train_large_alone(
     world: dict, models: dict, out: Path, settings: Settings, penalty: bool, extra: tuple[str, ...] = ()
 ) -> dict[int, dict[str, float]]:
-    """M alone with GRPO through verl's ``main_ppo``; ``extra`` hydra overrides go last."""
-    overrides = [*common_overrides(world, models, out, settings), "algorithm.use_kl_in_reward=False"]
+    """M alone with GRPO through verl's ``main_ppo`` on the legacy trainer that DUET's M runs on (V1 gives the same
+    result here: benchmarks/v1_vs_legacy.py, docs/development.md); ``extra`` hydra overrides go last."""
+    overrides = [
+        *common_overrides(world, models, out, settings),
+        "algorithm.use_kl_in_reward=False",
+        "trainer.use_v1=false",
+    ]
     if penalty:
         overrides += [
             "reward.custom_reward_function.path=pkg://duet_verl.train.reward_manager",
