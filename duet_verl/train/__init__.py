@@ -1,4 +1,4 @@
 """Training: the entry point (``main``, run as ``python -m duet_verl.main``), the config (``duet_config``), the
-trainer and its step (``trainer``), its checkpoints (``checkpoints``, ``checkpointing``) and records (``records``),
+trainer and its step (``trainer``), its checkpoints (``checkpointing``) and records (``records``),
 m's agent loop and the reward manager verl calls (``agent_loop``, ``reward_manager``), and what keeps a run alive
 on a cluster (``cluster``, ``preemption``)."""

@@ -5,6 +5,7 @@ as a mixin of ``DuetTrainer``. Records share one schema with ``evaluate`` (``due
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,14 @@ from duet_verl.train.duet_config import LARGE, SMALL
 
 if TYPE_CHECKING:
     from duet_verl.train.trainer import StepRewards
+
+# val-duet/<source>/<name>: the answer-record field each validation metric averages
+VALIDATION_METRICS = {
+    "acc": "correct",
+    "large_tokens": "large_tokens",
+    "large_thinking_tokens": "large_thinking_tokens",
+    "small_tokens": "small_tokens",
+}
 
 
 class StepRecords:
@@ -110,6 +119,22 @@ class StepRecords:
         out["perf/throughput"] = sum(tokens.values()) / (step_seconds * gpus)
         out["perf/time_per_step"] = step_seconds
         return out
+
+    @staticmethod
+    def _validation_metrics(records: list[dict]) -> dict[str, float]:
+        """``val-duet/<source>/*`` from the validation records. Every M response has the same number of m answers,
+        so a mean over the answers is the mean over M responses."""
+        by_source: dict[str, list[dict]] = defaultdict(list)
+        for record in records:
+            by_source[record["data_source"]].append(record)
+        metrics: dict[str, float] = {}
+        for source, rows in by_source.items():
+            means = {name: float(np.mean([r[field] for r in rows])) for name, field in VALIDATION_METRICS.items()}
+            metrics.update({f"val-duet/{source}/{name}": value for name, value in means.items()})
+            metrics[f"val-duet/{source}/intelligence_per_1k_tokens"] = means["acc"] / max(
+                means["large_tokens"] / 1000, 1e-9
+            )
+        return metrics
 
     def _write_validation_generations(self, records: list[dict]) -> None:
         """``trainer.validation_data_dir/val_step_N.jsonl`` (one line per m answer) and verl's tracker table."""

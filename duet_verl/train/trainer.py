@@ -498,7 +498,6 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
         """The DUET chain with validation sampling and no length penalty, reported per data_source. Every m
         answer is written to ``trainer.validation_data_dir`` (one JSONL per validation) and the first
         ``trainer.log_val_generations`` go to the tracker, as verl does for one model."""
-        per_source: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         records: list[dict] = []
         timing: dict[str, float] = {}
         k = self.duet.val_small_rollouts_per_signal
@@ -511,27 +510,10 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
             small_batch = self._generate_small(
                 small_rows, validate=True, timing=timing, timer="val_gen_small", sleep_after=True
             )
-            scores = small_batch.batch["rm_scores"].sum(-1).numpy()
-            parents = small_batch.non_tensor_batch["large_row"].astype(np.int64)
-            large_tokens = large_batch.batch["response_mask"].sum(-1).numpy()
-            thinking_tokens = self._thinking_lengths(large_batch)
-            small_tokens = small_batch.batch["response_mask"].sum(-1).numpy()
-            for i, source in enumerate(large_batch.non_tensor_batch["data_source"]):
-                answers = parents == i
-                per_source[source]["acc"].append(float(scores[answers].mean()))
-                per_source[source]["large_tokens"].append(float(large_tokens[i]))
-                per_source[source]["large_thinking_tokens"].append(float(thinking_tokens[i]))
-                per_source[source]["small_tokens"].append(float(small_tokens[answers].mean()))
-            for record in self._answer_records(large_batch, small_batch, signals, thinking_tokens):
+            thinking = self._thinking_lengths(large_batch)
+            for record in self._answer_records(large_batch, small_batch, signals, thinking):
                 records.append({**record, "step": self.global_steps})
         self._write_validation_generations(records)
-        metrics: dict[str, float] = {}
-        for source, values in per_source.items():
-            means = {name: float(np.mean(v)) for name, v in values.items()}
-            for name, value in means.items():
-                metrics[f"val-duet/{source}/{name}"] = value
-            metrics[f"val-duet/{source}/intelligence_per_1k_tokens"] = means["acc"] / max(
-                means["large_tokens"] / 1000, 1e-9
-            )
+        metrics = self._validation_metrics(records)
         metrics.update({f"timing_s/{name}": seconds for name, seconds in timing.items()})
         return metrics

@@ -367,3 +367,18 @@ def test_the_training_dump_has_one_record_per_m_answer(tiny_tokenizer, tmp_path)
         found = extract_signal(record["large_text"])
         assert (record["signal"], record["signal_case"]) == (found.text, found.case.value)
         assert 0 < record["large_thinking_tokens"] <= record["large_tokens"] and record["small_tokens"] > 0
+
+
+def test_validation_metrics_average_each_source_over_its_answers():
+    """Two M responses with two m answers each (and one from another source): the per-source means of the
+    answer records, which equal the means over M responses since each has the same number of answers."""
+    rows = [("math", 1.0, 10, 4, 3), ("math", 0.0, 10, 4, 5), ("math", 1.0, 30, 8, 3), ("math", 1.0, 30, 8, 1),
+            ("gpqa", 0.0, 20, 6, 2)]  # fmt: skip
+    fields = ("data_source", "correct", "large_tokens", "large_thinking_tokens", "small_tokens")
+    metrics = DuetTrainer._validation_metrics([dict(zip(fields, row, strict=True)) for row in rows])
+    assert metrics["val-duet/math/acc"] == pytest.approx(0.75)
+    assert metrics["val-duet/math/large_tokens"] == pytest.approx(20.0)
+    assert metrics["val-duet/math/large_thinking_tokens"] == pytest.approx(6.0)
+    assert metrics["val-duet/math/small_tokens"] == pytest.approx(3.0)
+    assert metrics["val-duet/math/intelligence_per_1k_tokens"] == pytest.approx(0.75 / 0.02)
+    assert metrics["val-duet/gpqa/acc"] == 0.0 and metrics["val-duet/gpqa/large_tokens"] == 20.0
