@@ -269,7 +269,16 @@ def preempted_run(tiny_dir, tmp_path_factory, record_wall_time):
     Returns (out, first output, its exit status, resumed output). save_freq=3 saves only at the end, so the step-2
     checkpoint can only come from the stop."""
     out = tmp_path_factory.mktemp("duet_preempted")
-    overrides = ["trainer.save_freq=3", f"trainer.rollout_data_dir={out}/samples", *SAVE_HF]
+    # M may write 512 tokens, not the main run's 24 (the random tiny M always writes to the limit), so that step 2
+    # lasts longer than the signal takes to reach the trainer: it is sent when step 1's log line arrives (Ray
+    # forwards worker logs late), and the driver passes it on within 1 s. At 24 tokens a step took ~0.9 s and a CI
+    # run once saw the signal only during step 3, the last, which completes the run; 256 tokens gave ~1.7 s.
+    overrides = [
+        "trainer.save_freq=3",
+        "data.max_response_length=512",
+        f"trainer.rollout_data_dir={out}/samples",
+        *SAVE_HF,
+    ]
     command, env = duet_command(tiny_dir, out, *overrides)
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
