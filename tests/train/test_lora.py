@@ -54,8 +54,9 @@ def lora_runs(tiny_assets, tmp_path_factory, record_wall_time):
 def test_lora_rollouts_get_the_trained_weights(lora_runs):
     """Every step, each rollout engine's log-probs match its actor's (< 1e-3). M's actor has moved away from
     its base: the KL to the reference (the base, adapter off) is exactly 0 at step 1 (LoRA's B starts at zero)
-    and grows after the updates (seen: 0.002-0.026 per token at step 2, 0.022-0.028 at step 3), far more than a
-    rollout still on the base weights could hide under that gap."""
+    and not after the updates. verl's default estimator (``kl``, log p - log p_ref averaged over the sampled
+    tokens) is signed, so its size is what counts (seen: |0.002-0.026| per token at step 2, one CI run -0.003;
+    0.010-0.028 at step 3), far more than a rollout still on the base weights could hide under that gap."""
     _, first, resumed = lora_runs
     metrics = parse_step_metrics(first) | parse_step_metrics(resumed)
     assert sorted(metrics) == [1, 2, 3]
@@ -63,8 +64,8 @@ def test_lora_rollouts_get_the_trained_weights(lora_runs):
         for model in ("large", "small"):
             gap = values[f"{model}/training/rollout_probs_diff_max"]
             assert gap < 1e-3, (step, model, gap)
-    kl = {step: values["large/actor/reward_kl_penalty"] for step, values in metrics.items()}
-    assert kl[1] == 0.0 and kl[2] > 0.0 and kl[3] > 0.0 and max(kl[2], kl[3]) > 1e-2, kl
+    kl = {step: abs(values["large/actor/reward_kl_penalty"]) for step, values in metrics.items()}
+    assert kl[1] == 0.0 and kl[2] > 0.0 and kl[3] > 0.0 and max(kl[2], kl[3]) > 5e-3, kl
 
 
 def test_a_lora_run_resumes_from_its_checkpoint(lora_runs):
