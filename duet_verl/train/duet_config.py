@@ -1,9 +1,6 @@
-"""The ``duet:`` config section as named fields, per-model views of the config, and start-up validation.
-
-verl reads ``config.actor_rollout_ref`` everywhere (workers, agent loop, server manager, reward loop) and its
-yaml interpolations are absolute (``${actor_rollout_ref.model.path}``). Each model therefore gets its own view
-of the whole *unresolved* config whose ``actor_rollout_ref`` is that model's block, resolved afterwards, so
-m's interpolations point at m's own keys.
+"""The ``duet:`` config section as named fields, each documented once, and the yaml section and docs table
+rendered from them. Start-up checks live in ``config_checks``, the per-model views of the config in
+``model_views``.
 """
 
 from __future__ import annotations
@@ -12,20 +9,9 @@ import sys
 import textwrap
 from dataclasses import MISSING, dataclass, field, fields
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
-from duet_verl.core import (
-    GROUPINGS,
-    LENGTH_MEASURES,
-    MARGINAL_UTILITY_MODES,
-    SCHEDULES,
-    SMALL_QUESTIONS,
-    TEMPLATES,
-    THINK_END,
-    THINK_START,
-)
-from duet_verl.train.checkpointing import DAMAGED_CHOICES
-from duet_verl.train.preemption import signal_problems
+from duet_verl.core import TEMPLATES, THINK_END, THINK_START
 
 LARGE, SMALL = "large", "small"
 SMALL_BLOCK = "small_actor_rollout_ref"
@@ -137,193 +123,6 @@ class DuetConfig:
     @property
     def needs_baseline(self) -> bool:
         return self.marginal_utility != "off"
-
-
-def uses_lora(model_config) -> bool:
-    """verl's own test for a LoRA model (``RayPPOTrainer.ref_in_actor``): a rank or an adapter to load."""
-    rank = model_config.get("lora", {}).get("rank", 0)
-    if rank <= 0:
-        rank = model_config.get("lora_rank", 0)
-    return rank > 0 or model_config.get("lora_adapter_path") is not None
-
-
-def _require(condition: bool, message: str, problems: list[str]) -> None:
-    if not condition:
-        problems.append(message)
-
-
-def validate(config: DictConfig, duet: DuetConfig) -> None:
-    """Fail fast, naming the keys, on combinations that would break hours into a run."""
-    problems: list[str] = []
-    choices = {
-        "duet.lambda_schedule": (duet.lambda_schedule, SCHEDULES),
-        "duet.marginal_utility": (duet.marginal_utility, MARGINAL_UTILITY_MODES),
-        "duet.small_prompt_template": (duet.small_prompt_template, GUIDED_TEMPLATES),
-        "duet.length_measure": (duet.length_measure, LENGTH_MEASURES),
-        "duet.small_grouping": (duet.small_grouping, GROUPINGS),
-        "duet.val_small_question": (duet.val_small_question, SMALL_QUESTIONS),
-        "duet.damaged_checkpoint": (duet.damaged_checkpoint, DAMAGED_CHOICES),
-    }
-    for key, (value, allowed) in choices.items():
-        _require(value in allowed, f"{key}={value!r} is not one of {list(allowed)}", problems)
-    for problem in signal_problems(duet.stop_signals):
-        problems.append(f"duet.stop_signals: {problem}")
-    _require(duet.length_bound > 0, f"duet.length_bound={duet.length_bound} must be > 0", problems)
-    _require(
-        0.0 <= duet.lambda_clip_min <= duet.lambda_clip_max,
-        f"duet.lambda_clip_min={duet.lambda_clip_min} / lambda_clip_max={duet.lambda_clip_max} must satisfy "
-        "0 <= min <= max",
-        problems,
-    )
-    _require(duet.small_rollouts_per_signal >= 1, "duet.small_rollouts_per_signal must be >= 1", problems)
-    _require(duet.val_small_rollouts_per_signal >= 1, "duet.val_small_rollouts_per_signal must be >= 1", problems)
-    large_needed = config.data.max_prompt_length + config.data.max_response_length
-    _require(
-        duet.small_prompt_length >= large_needed,
-        f"duet.small_prompt_length={duet.small_prompt_length} is smaller than M's prompt + response "
-        f"(data.max_prompt_length + data.max_response_length = {large_needed}): m could not see whole signals",
-        problems,
-    )
-    _require(config.algorithm.adv_estimator == "grpo", "algorithm.adv_estimator must be grpo for DUET", problems)
-    small = config[SMALL_BLOCK]
-    _require(small.model.get("path") is not None, f"{SMALL_BLOCK}.model.path is required (the small model m)", problems)
-
-    n = config.actor_rollout_ref.rollout.n
-    batch = config.data.train_batch_size
-    for block, rows_per_question in (("actor_rollout_ref", n), (SMALL_BLOCK, n * duet.small_rollouts_per_signal)):
-        mini = config[block].actor.ppo_mini_batch_size
-        _require(
-            batch % mini == 0,
-            f"data.train_batch_size={batch} must be divisible by {block}.actor.ppo_mini_batch_size={mini}",
-            problems,
-        )
-        world = config.trainer.n_gpus_per_node * config.trainer.nnodes
-        _require(
-            (mini * rows_per_question) % world == 0,
-            f"{block}.actor.ppo_mini_batch_size={mini} x {rows_per_question} rows per question must be divisible "
-            f"by the number of GPUs (trainer.n_gpus_per_node x trainer.nnodes = {world})",
-            problems,
-        )
-    large_rollout = config.actor_rollout_ref.rollout.name
-    for block in ("actor_rollout_ref", SMALL_BLOCK):
-        for part in ("actor", "ref"):
-            strategy = config[block][part].strategy
-            _require(
-                strategy in ("fsdp", "fsdp2"),
-                f"{block}.{part}.strategy={strategy!r}: DUET trains both models with FSDP (fsdp or fsdp2); "
-                "Megatron is not supported (docs/gpus.md#megatron-and-other-engines says why)",
-                problems,
-            )
-        model, rollout_name = config[block].model, config[block].rollout.get("name")
-        _require(
-            not uses_lora(model) or model.lora.get("merge", False) or (rollout_name or large_rollout) != "hf",
-            f"{block}.model.lora.merge=False: the CPU hf rollout takes whole weights, not LoRA adapters; set "
-            f"{block}.model.lora.merge=True (the adapter is merged into the weights it receives)",
-            problems,
-        )
-    _require(
-        not config.global_profiler.get("steps"),
-        f"global_profiler.steps={config.global_profiler.steps}: the DUET trainer opens no profiler window (both "
-        "models' workers share one process per GPU, and verl's torch profiler allows one window per process); "
-        "profile a step with a tool outside the trainer, e.g. nsys on the worker processes",
-        problems,
-    )
-    _check_rollout_engines(config, problems)
-    if problems:
-        raise DuetConfigError("invalid DUET config:\n- " + "\n- ".join(problems))
-
-
-def _check_rollout_engines(config: DictConfig, problems: list[str]) -> None:
-    """What the fused worker group and two GPU rollout engines on the same GPUs require."""
-    rollouts = {block: config[block].rollout for block in ("actor_rollout_ref", SMALL_BLOCK)}
-    for block, rollout in rollouts.items():
-        backend = rollout.checkpoint_engine.backend
-        # nccl/nixl/hccl: one process-wide collective group name ("default"), so m would reuse M's group in the
-        # fused worker, and their worker group calls unprefixed methods the fused actors do not expose.
-        _require(
-            backend == "naive",
-            f"{block}.rollout.checkpoint_engine.backend={backend!r}: DUET's fused worker group supports only "
-            "'naive' weight sync",
-            problems,
-        )
-    large_name = rollouts["actor_rollout_ref"].name
-    gpu_engines = {block: r for block, r in rollouts.items() if (r.get("name") or large_name) != "hf"}
-    if len(gpu_engines) < 2:
-        return
-    total = sum(float(r.gpu_memory_utilization) for r in gpu_engines.values())
-    resident = [
-        f"{block}.rollout" for block, r in gpu_engines.items()
-        if not (r.free_cache_engine and r.get("enable_sleep_mode", True))
-    ]  # fmt: skip
-    _require(
-        total <= 1.0 or not resident,
-        f"the two rollout engines' gpu_memory_utilization sum to {total:g} > 1, but {resident} never sleep "
-        "(free_cache_engine / enable_sleep_mode off): both cannot be resident on one GPU. Lower the fractions or "
-        "let both engines sleep",
-        problems,
-    )
-
-
-def optimizer_steps_per_training_step(config: DictConfig) -> dict[str, int]:
-    """Each model's optimizer steps per DUET step. Both mini-batches count questions (verl's "prompts",
-    ``ppo_mini_batch_size``): M's holds n responses per question and m's n·k answers per question."""
-    batch = config.data.train_batch_size
-    return {
-        name: batch // config[block].actor.ppo_mini_batch_size * config[block].actor.ppo_epochs
-        for name, block in ((LARGE, "actor_rollout_ref"), (SMALL, SMALL_BLOCK))
-    }
-
-
-def build_model_views(config: DictConfig, duet: DuetConfig) -> dict[str, DictConfig]:
-    """One resolved config per model, each with ``actor_rollout_ref`` = that model's block.
-
-    The views also carry what DUET fixes for each model: server tags (two models' rollout servers in one job),
-    m's prompt length (its prompt budget) and m's ``rollout.n`` (answers per question, for mini-batch sizes).
-    m has no reference model and inherits M's rollout backend name when it sets none.
-    """
-    large_view = OmegaConf.masked_copy(config, [k for k in config if k != SMALL_BLOCK])
-    small_view = OmegaConf.masked_copy(config, [k for k in config if k not in ("actor_rollout_ref", SMALL_BLOCK)])
-    with open_dict(small_view):
-        small_view.actor_rollout_ref = OmegaConf.create(OmegaConf.to_container(config[SMALL_BLOCK], resolve=False))
-    large_view = OmegaConf.create(OmegaConf.to_container(large_view, resolve=False))
-    small_view = OmegaConf.create(OmegaConf.to_container(small_view, resolve=False))
-    for view, tag in ((large_view, LARGE), (small_view, SMALL)):
-        rollout = view.actor_rollout_ref.rollout
-        with open_dict(rollout):
-            rollout.custom = {**(rollout.get("custom") or {}), "server_tag": tag}
-    small_rollout = small_view.actor_rollout_ref.rollout
-    with open_dict(small_rollout):
-        if small_rollout.get("name") is None:
-            small_rollout.name = config.actor_rollout_ref.rollout.name
-        small_rollout.prompt_length = duet.small_prompt_length
-        # m never samples with this n: the trainer builds m's n·k rows per question itself, one answer each. It is
-        # read by verl's RayPPOTrainer._update_actor (which ModelRole runs with m's config), whose mini-batch in rows
-        # is ppo_mini_batch_size × rollout.n: with n·k, m's ppo_mini_batch_size counts questions, as M's does, and
-        # each question's n·k answers land in one mini-batch (optimizer_steps_per_training_step).
-        small_rollout.n = config.actor_rollout_ref.rollout.n * duet.small_rollouts_per_signal
-    with open_dict(small_view):
-        small_view.algorithm.use_kl_in_reward = False
-        small_view.actor_rollout_ref.actor.use_kl_loss = False
-    for view in (large_view, small_view):
-        OmegaConf.resolve(view)
-    return {LARGE: large_view, SMALL: small_view}
-
-
-def validate_views(views: dict[str, DictConfig]) -> None:
-    """verl's own ``validate_config`` on each model's view, as ``main_ppo`` runs it on its one model (batch sizes
-    against GPUs, micro-batch settings, LoRA ranks, sampling); :func:`validate` adds what two models need."""
-    from verl.trainer.ppo.utils import need_reference_policy
-    from verl.utils.config import validate_config
-
-    for name, block in ((LARGE, "actor_rollout_ref"), (SMALL, SMALL_BLOCK)):
-        view = views[name]
-        try:
-            validate_config(view, use_reference_policy=name == LARGE and need_reference_policy(view), use_critic=False)
-        except (AssertionError, ValueError) as error:
-            raise DuetConfigError(
-                f"invalid DUET config: verl's validate_config rejects {name}'s settings ({block}; verl calls the "
-                f"block actor_rollout_ref): {error}"
-            ) from error
 
 
 def _yaml_value(value) -> str:

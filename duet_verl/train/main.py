@@ -20,16 +20,9 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from duet_verl.train.checkpointing import choose_resume
 from duet_verl.train.cluster import NodeLostError, NodeWatch, node_lost_message
-from duet_verl.train.duet_config import (
-    LARGE,
-    SMALL,
-    SMALL_BLOCK,
-    DuetConfig,
-    build_model_views,
-    optimizer_steps_per_training_step,
-    validate,
-    validate_views,
-)
+from duet_verl.train.config_checks import validate, validate_views
+from duet_verl.train.duet_config import LARGE, SMALL, SMALL_BLOCK, DuetConfig
+from duet_verl.train.model_views import build_model_views, optimizer_steps_per_training_step
 from duet_verl.train.preemption import PREEMPTED, PREEMPTED_EXIT_CODE, StopRequest, StopSignals
 
 

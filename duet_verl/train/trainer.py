@@ -66,7 +66,8 @@ from duet_verl.core import (
 from duet_verl.rollout.naming import server_name_prefix
 from duet_verl.train.agent_loop import AGENT_NAME
 from duet_verl.train.checkpointing import CheckpointPublishing
-from duet_verl.train.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig, DuetConfigError, uses_lora
+from duet_verl.train.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig, DuetConfigError
+from duet_verl.train.model_views import uses_lora
 from duet_verl.train.preemption import COMPLETED, PREEMPTED
 from duet_verl.train.records import StepRecords
 

@@ -3,7 +3,7 @@
 ``DRY_RUN=1 bash recipes/X.sh`` prints the recipe's overrides one per line; they are composed with hydra against
 the DUET config (``duet_verl.main``) or verl's ``ppo_trainer`` (``verl.trainer.main_ppo``). A run fails on an
 unknown key (hydra's struct mode), a ``+key`` outside the allowed additions, a legacy key verl 0.9 silently
-ignores, or an invalid DUET combination (``duet_config.validate``).
+ignores, or an invalid DUET combination (``config_checks.validate``).
 """
 
 from __future__ import annotations
@@ -19,15 +19,9 @@ from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from duet_verl.train.duet_config import (
-    LARGE,
-    SMALL,
-    DuetConfig,
-    DuetConfigError,
-    build_model_views,
-    optimizer_steps_per_training_step,
-    validate,
-)
+from duet_verl.train.config_checks import validate
+from duet_verl.train.duet_config import LARGE, SMALL, DuetConfig, DuetConfigError
+from duet_verl.train.model_views import build_model_views, optimizer_steps_per_training_step
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "recipes"

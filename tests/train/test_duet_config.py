@@ -9,16 +9,9 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from duet_verl.train.duet_config import (
-    DuetConfig,
-    DuetConfigError,
-    build_model_views,
-    markdown_table,
-    optimizer_steps_per_training_step,
-    validate,
-    validate_views,
-    yaml_section,
-)
+from duet_verl.train.config_checks import validate, validate_views
+from duet_verl.train.duet_config import DuetConfig, DuetConfigError, markdown_table, yaml_section
+from duet_verl.train.model_views import build_model_views, optimizer_steps_per_training_step
 
 BASE = [
     "data.max_prompt_length=64",

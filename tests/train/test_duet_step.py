@@ -29,7 +29,8 @@ from verl.utils import tensordict_utils as tu
 
 from duet_verl.core import LambdaSchedule, ResponseDecoder, extract_signal
 from duet_verl.core.records import ANSWER_FIELDS, TRAINING_FIELDS
-from duet_verl.train.duet_config import LARGE, SMALL, DuetConfig, build_model_views
+from duet_verl.train.duet_config import LARGE, SMALL, DuetConfig
+from duet_verl.train.model_views import build_model_views
 from duet_verl.train.trainer import DuetTrainer, ModelRole
 
 QUESTIONS, N, K = 3, 2, 2

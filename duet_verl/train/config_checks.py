@@ -1,0 +1,146 @@
+"""Start-up checks, run by the driver before Ray starts: DUET's own (what two models need) and verl's
+``validate_config`` on each model's view. Every problem is named with its keys, all at once."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from duet_verl.core import GROUPINGS, LENGTH_MEASURES, MARGINAL_UTILITY_MODES, SCHEDULES, SMALL_QUESTIONS
+from duet_verl.train.checkpointing import DAMAGED_CHOICES
+from duet_verl.train.duet_config import GUIDED_TEMPLATES, LARGE, SMALL, SMALL_BLOCK, DuetConfig, DuetConfigError
+from duet_verl.train.model_views import uses_lora
+from duet_verl.train.preemption import signal_problems
+
+
+def _require(condition: bool, message: str, problems: list[str]) -> None:
+    if not condition:
+        problems.append(message)
+
+
+def validate(config: DictConfig, duet: DuetConfig) -> None:
+    """Fail fast, naming the keys, on combinations that would break hours into a run."""
+    problems: list[str] = []
+    choices = {
+        "duet.lambda_schedule": (duet.lambda_schedule, SCHEDULES),
+        "duet.marginal_utility": (duet.marginal_utility, MARGINAL_UTILITY_MODES),
+        "duet.small_prompt_template": (duet.small_prompt_template, GUIDED_TEMPLATES),
+        "duet.length_measure": (duet.length_measure, LENGTH_MEASURES),
+        "duet.small_grouping": (duet.small_grouping, GROUPINGS),
+        "duet.val_small_question": (duet.val_small_question, SMALL_QUESTIONS),
+        "duet.damaged_checkpoint": (duet.damaged_checkpoint, DAMAGED_CHOICES),
+    }
+    for key, (value, allowed) in choices.items():
+        _require(value in allowed, f"{key}={value!r} is not one of {list(allowed)}", problems)
+    for problem in signal_problems(duet.stop_signals):
+        problems.append(f"duet.stop_signals: {problem}")
+    _require(duet.length_bound > 0, f"duet.length_bound={duet.length_bound} must be > 0", problems)
+    _require(
+        0.0 <= duet.lambda_clip_min <= duet.lambda_clip_max,
+        f"duet.lambda_clip_min={duet.lambda_clip_min} / lambda_clip_max={duet.lambda_clip_max} must satisfy "
+        "0 <= min <= max",
+        problems,
+    )
+    _require(duet.small_rollouts_per_signal >= 1, "duet.small_rollouts_per_signal must be >= 1", problems)
+    _require(duet.val_small_rollouts_per_signal >= 1, "duet.val_small_rollouts_per_signal must be >= 1", problems)
+    large_needed = config.data.max_prompt_length + config.data.max_response_length
+    _require(
+        duet.small_prompt_length >= large_needed,
+        f"duet.small_prompt_length={duet.small_prompt_length} is smaller than M's prompt + response "
+        f"(data.max_prompt_length + data.max_response_length = {large_needed}): m could not see whole signals",
+        problems,
+    )
+    _require(config.algorithm.adv_estimator == "grpo", "algorithm.adv_estimator must be grpo for DUET", problems)
+    small = config[SMALL_BLOCK]
+    _require(small.model.get("path") is not None, f"{SMALL_BLOCK}.model.path is required (the small model m)", problems)
+
+    n = config.actor_rollout_ref.rollout.n
+    batch = config.data.train_batch_size
+    for block, rows_per_question in (("actor_rollout_ref", n), (SMALL_BLOCK, n * duet.small_rollouts_per_signal)):
+        mini = config[block].actor.ppo_mini_batch_size
+        _require(
+            batch % mini == 0,
+            f"data.train_batch_size={batch} must be divisible by {block}.actor.ppo_mini_batch_size={mini}",
+            problems,
+        )
+        world = config.trainer.n_gpus_per_node * config.trainer.nnodes
+        _require(
+            (mini * rows_per_question) % world == 0,
+            f"{block}.actor.ppo_mini_batch_size={mini} x {rows_per_question} rows per question must be divisible "
+            f"by the number of GPUs (trainer.n_gpus_per_node x trainer.nnodes = {world})",
+            problems,
+        )
+    large_rollout = config.actor_rollout_ref.rollout.name
+    for block in ("actor_rollout_ref", SMALL_BLOCK):
+        for part in ("actor", "ref"):
+            strategy = config[block][part].strategy
+            _require(
+                strategy in ("fsdp", "fsdp2"),
+                f"{block}.{part}.strategy={strategy!r}: DUET trains both models with FSDP (fsdp or fsdp2); "
+                "Megatron is not supported (docs/gpus.md#megatron-and-other-engines says why)",
+                problems,
+            )
+        model, rollout_name = config[block].model, config[block].rollout.get("name")
+        _require(
+            not uses_lora(model) or model.lora.get("merge", False) or (rollout_name or large_rollout) != "hf",
+            f"{block}.model.lora.merge=False: the CPU hf rollout takes whole weights, not LoRA adapters; set "
+            f"{block}.model.lora.merge=True (the adapter is merged into the weights it receives)",
+            problems,
+        )
+    _require(
+        not config.global_profiler.get("steps"),
+        f"global_profiler.steps={config.global_profiler.steps}: the DUET trainer opens no profiler window (both "
+        "models' workers share one process per GPU, and verl's torch profiler allows one window per process); "
+        "profile a step with a tool outside the trainer, e.g. nsys on the worker processes",
+        problems,
+    )
+    _check_rollout_engines(config, problems)
+    if problems:
+        raise DuetConfigError("invalid DUET config:\n- " + "\n- ".join(problems))
+
+
+def _check_rollout_engines(config: DictConfig, problems: list[str]) -> None:
+    """What the fused worker group and two GPU rollout engines on the same GPUs require."""
+    rollouts = {block: config[block].rollout for block in ("actor_rollout_ref", SMALL_BLOCK)}
+    for block, rollout in rollouts.items():
+        backend = rollout.checkpoint_engine.backend
+        # nccl/nixl/hccl: one process-wide collective group name ("default"), so m would reuse M's group in the
+        # fused worker, and their worker group calls unprefixed methods the fused actors do not expose.
+        _require(
+            backend == "naive",
+            f"{block}.rollout.checkpoint_engine.backend={backend!r}: DUET's fused worker group supports only "
+            "'naive' weight sync",
+            problems,
+        )
+    large_name = rollouts["actor_rollout_ref"].name
+    gpu_engines = {block: r for block, r in rollouts.items() if (r.get("name") or large_name) != "hf"}
+    if len(gpu_engines) < 2:
+        return
+    total = sum(float(r.gpu_memory_utilization) for r in gpu_engines.values())
+    resident = [
+        f"{block}.rollout" for block, r in gpu_engines.items()
+        if not (r.free_cache_engine and r.get("enable_sleep_mode", True))
+    ]  # fmt: skip
+    _require(
+        total <= 1.0 or not resident,
+        f"the two rollout engines' gpu_memory_utilization sum to {total:g} > 1, but {resident} never sleep "
+        "(free_cache_engine / enable_sleep_mode off): both cannot be resident on one GPU. Lower the fractions or "
+        "let both engines sleep",
+        problems,
+    )
+
+
+def validate_views(views: dict[str, DictConfig]) -> None:
+    """verl's own ``validate_config`` on each model's view, as ``main_ppo`` runs it on its one model (batch sizes
+    against GPUs, micro-batch settings, LoRA ranks, sampling); :func:`validate` adds what two models need."""
+    from verl.trainer.ppo.utils import need_reference_policy
+    from verl.utils.config import validate_config
+
+    for name, block in ((LARGE, "actor_rollout_ref"), (SMALL, SMALL_BLOCK)):
+        view = views[name]
+        try:
+            validate_config(view, use_reference_policy=name == LARGE and need_reference_policy(view), use_critic=False)
+        except (AssertionError, ValueError) as error:
+            raise DuetConfigError(
+                f"invalid DUET config: verl's validate_config rejects {name}'s settings ({block}; verl calls the "
+                f"block actor_rollout_ref): {error}"
+            ) from error
