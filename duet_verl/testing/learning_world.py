@@ -134,12 +134,22 @@ def train_large_alone(
     return parse_step_metrics(output)
 
 
-def evaluate(out: Path, test_file: Path, large: Path, modes: list[str], base_large: Path, small: Path) -> dict:
+def evaluate(
+    out: Path,
+    test_file: Path,
+    large: Path,
+    modes: list[str],
+    base_large: Path,
+    small: Path,
+    large_max_tokens: int = 128,
+    small_max_tokens: int = 16,
+) -> dict:
+    """``python -m duet_verl.evaluate`` (hf backend, 4 samples per question) on a world's held-out file."""
     command = [
         sys.executable, "-m", "duet_verl.evaluate", "--backend", "hf", "--device", "cpu", "--no-progress",
         "--large", str(large), "--base-large", str(base_large), "--small", str(small), "--data", str(test_file),
-        "--modes", *modes, "--out", str(out), "--seeds", "4", "--large-max-tokens", "128", "--small-max-tokens", "16",
-        "--chunk-size", "96",
+        "--modes", *modes, "--out", str(out), "--seeds", "4", "--large-max-tokens", str(large_max_tokens),
+        "--small-max-tokens", str(small_max_tokens), "--chunk-size", "96",
     ]  # fmt: skip
     run(command, out / "evaluate.log")
     return json.loads((out / "summary.json").read_text())

@@ -71,16 +71,21 @@ def _corpus(num_lines: int = 3000, seed: int = 0) -> list[str]:
     return lines
 
 
-def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024, corpus: Iterable[str] | None = None):
+def build_tokenizer(
+    out_dir: str | Path, vocab_size: int = 1024, corpus: Iterable[str] | None = None, split_digits: bool = False
+):
     """Train a byte-level BPE, add Qwen3's special tokens and chat template, save it, and return it.
 
     ``corpus`` replaces the default math-flavoured text, so a task's own words become single tokens.
+    ``split_digits`` makes every digit its own token, as Qwen3's tokenizer does (arithmetic digit by digit).
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if split_digits:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), tok.pre_tokenizer])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False

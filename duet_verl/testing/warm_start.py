@@ -36,18 +36,24 @@ WORLD_MODEL_SPECS = {
 }
 
 
+MAX_LENGTH = 160  # tokens per SFT example; the world's longest is about 130
+
+
 @dataclass(frozen=True)
 class SFTRecipe:
-    """How long and how fast one model is warm-started (sized for ≤ 3 min on 2 CPU cores)."""
+    """One warm start: which architecture, on which SFT set (a ``world_paths`` key), how long and how fast
+    (sized for ≤ 3 min on 2 CPU cores)."""
 
+    size: str  # a WORLD_MODEL_SPECS key
+    train_set: str
     epochs: int
     lr: float
     batch_size: int = 32
+    max_length: int = MAX_LENGTH
 
 
-SFT_RECIPES = {"large": SFTRecipe(epochs=8, lr=3e-3), "small": SFTRecipe(epochs=6, lr=3e-3)}
-SFT_SET = {"large": "large_sft", "small": "small_sft"}
-MAX_LENGTH = 160  # tokens per SFT example; the world's longest is about 130
+SFT_RECIPES = {"large": SFTRecipe("large", "large_sft", epochs=8, lr=3e-3),
+               "small": SFTRecipe("small", "small_sft", epochs=6, lr=3e-3)}  # fmt: skip
 
 
 class PromptCompletionSFTDataset(torch.utils.data.Dataset):
@@ -93,7 +99,7 @@ def sft_command(model_path: Path, train_file: Path, checkpoint_dir: Path, recipe
         f"data.train_batch_size={recipe.batch_size}",
         f"data.micro_batch_size_per_gpu={recipe.batch_size}",
         "data.use_dynamic_bsz=False",
-        f"data.max_length={MAX_LENGTH}",
+        f"data.max_length={recipe.max_length}",
         "data.num_workers=0",
         "model.use_remove_padding=False",  # needs flash-attn
         "+model.override_config.attn_implementation=sdpa",
@@ -151,11 +157,15 @@ def run_sft(
     return out_dir
 
 
-def warm_start(world_paths: dict, out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
+def warm_start(
+    world_paths: dict, out_dir: str | Path, seed: int = 0, recipes: dict[str, SFTRecipe] = SFT_RECIPES
+) -> dict[str, Path]:
     """Warm-start M ("large") and m ("small") of a world (``build_world``'s paths); return their HF folders.
 
-    Each folder (weights, config, generation config, tokenizer) loads as ``actor_rollout_ref.model.path``.
-    The two trainings run side by side, each on half the CPU cores: models this small keep one core busy
+    ``recipes`` names each model to train (default: M and m); models of one size start from the same random
+    weights, so an ablation differs from its model only in its SFT set. Each folder (weights, config,
+    generation config, tokenizer) loads as ``actor_rollout_ref.model.path``.
+    Two trainings run side by side, each on half the CPU cores: models this small keep one core busy
     each, where one training alone gains little from a second core. Wall times go to
     ``<out_dir>/warm_start.json``.
     """
@@ -167,17 +177,18 @@ def warm_start(world_paths: dict, out_dir: str | Path, seed: int = 0) -> dict[st
     threads = max(1, (os.cpu_count() or 2) // 2)
     seconds = {}
 
-    def train(index: int, size: str) -> Path:
-        initial = build_model(out / f"{size}_init", tokenizer, WORLD_MODEL_SPECS[size], seed=seed * 2 + index)
+    def train(name: str, recipe: SFTRecipe) -> Path:
+        init_seed = seed * 2 + (recipe.size == "small")
+        initial = build_model(out / f"{name}_init", tokenizer, WORLD_MODEL_SPECS[recipe.size], seed=init_seed)
         start = time.monotonic()
-        trained = run_sft(initial, Path(world_paths[SFT_SET[size]]), out / size, SFT_RECIPES[size], seed, threads)
-        seconds[size] = round(time.monotonic() - start, 1)
+        trained = run_sft(initial, Path(world_paths[recipe.train_set]), out / name, recipe, seed, threads)
+        seconds[name] = round(time.monotonic() - start, 1)
         shutil.rmtree(initial)
         return trained
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {size: pool.submit(train, index, size) for index, size in enumerate(("large", "small"))}
-        models = {size: future.result() for size, future in futures.items()}
+        futures = {name: pool.submit(train, name, recipe) for name, recipe in recipes.items()}
+        models = {name: future.result() for name, future in futures.items()}
     (out / "warm_start.json").write_text(json.dumps({"seed": seed, "wall_s": seconds}, indent=2))
     return models
 

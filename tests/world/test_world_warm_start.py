@@ -64,7 +64,7 @@ def test_sft_command_composes_with_verls_sft_config(tmp_path):
     from verl.trainer import sft_trainer
 
     command = warm_start.sft_command(
-        tmp_path / "m", tmp_path / "t.parquet", tmp_path / "c", warm_start.SFTRecipe(1, 1e-3), 0
+        tmp_path / "m", tmp_path / "t.parquet", tmp_path / "c", warm_start.SFTRecipe("small", "small_sft", 1, 1e-3), 0
     )
     assert command[command.index("-m", 2) + 1] == "duet_verl.cpu.sft_trainer"
     overrides = command[command.index("duet_verl.cpu.sft_trainer") + 1 :]
@@ -83,7 +83,8 @@ def test_verl_sft_trainer_runs_on_cpu(built_world, world_tokenizer, tmp_path):
     subset = tmp_path / "subset.parquet"
     pd.read_parquet(built_world["large_sft"]).iloc[:64].to_parquet(subset)
     initial = build_model(tmp_path / "init", world_tokenizer, warm_start.WORLD_MODEL_SPECS["small"])
-    trained = warm_start.run_sft(initial, subset, tmp_path / "trained", warm_start.SFTRecipe(1, 1e-3), seed=0)
+    recipe = warm_start.SFTRecipe("small", "small_sft", epochs=1, lr=1e-3)
+    trained = warm_start.run_sft(initial, subset, tmp_path / "trained", recipe, seed=0)
     before = AutoModelForCausalLM.from_pretrained(str(initial))
     after = AutoModelForCausalLM.from_pretrained(str(trained))
     assert after.dtype == torch.float32  # verl labels its saved configs bf16; run_sft relabels the fp32 weights

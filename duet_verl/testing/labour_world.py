@@ -1,0 +1,250 @@
+"""A "division of labour" world: every answer needs a fact only M knows *and* written arithmetic that m can do.
+
+Per seed, a hidden table maps invented names to two-digit numbers (as in ``duet_verl.testing.world``). Every
+question asks for one name's number plus a two-digit addend ("What is the number of Zornas plus 37?"). The sum
+is worked out digit by digit, carries written down::
+
+    The number of Zornas is 58. 58 + 37: 8 + 7 = 15, carry 1; 5 + 3 + 1 = 9; so 95.
+
+M is warm-started to write filler sentences (a random number), the fact, the worked steps and ``\\boxed{95}``;
+m is warm-started to work the steps itself from a fact given in the signal (random facts, never the table), so
+the shortest signal m can use is the fact alone, while M alone must keep the steps. The ablation M
+(``large_direct_sft``) is warm-started on the same questions with the steps left out, to show they are needed.
+
+Tokens: every digit is its own token (as in Qwen3's tokenizer), so a step is a one-digit lookup.
+
+Splits: each name is asked with ``TRAIN_ADDENDS`` addends in training and ``TEST_ADDENDS`` other addends held
+out, so a held-out question pairs a name and an addend that training never paired.
+
+    python -m duet_verl.testing.labour_world --out /tmp/duet_labour --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from duet_verl.core import MATH_INSTRUCTION
+from duet_verl.testing.tiny import build_tokenizer
+from duet_verl.testing.warm_start import SFTRecipe
+from duet_verl.testing.world import (
+    FILLERS,
+    NAME_POOL,
+    VALUES,
+    WORLD_DATA_SOURCE,
+    large_completion,
+    large_prompt,
+    make_world,
+    small_prompt,
+)
+
+QUESTION_TEMPLATES = (
+    "What is the number of {name} plus {addend}?",
+    "Add {addend} to the number of {name}.",
+    "What do the number of {name} and {addend} sum to?",
+    "Take the number of {name} and add {addend}.",
+)
+MAX_FILLERS = 8  # up to 8 fillers (~6 tokens each): room for a length penalty before it reaches the fact and steps
+TRAIN_ADDENDS, TEST_ADDENDS = 12, 2  # addends per name in each split
+MAX_LENGTH = 192  # tokens per SFT example: the longest (m reading a signal with the steps) is about 175
+# M, the ablation M without the steps (the same architecture and initial weights) and m
+WARM_START_RECIPES = {
+    "large": SFTRecipe("large", "large_sft", epochs=8, lr=3e-3, max_length=MAX_LENGTH),
+    "large_direct": SFTRecipe("large", "large_direct_sft", epochs=8, lr=3e-3, max_length=MAX_LENGTH),
+    "small": SFTRecipe("small", "small_sft", epochs=8, lr=3e-3, max_length=MAX_LENGTH),
+}
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    name: str
+    value: int
+    addend: int
+
+    @property
+    def answer(self) -> int:
+        return self.value + self.addend
+
+
+@dataclass(frozen=True)
+class LabourWorld:
+    """One seed's hidden table and, per name, the addends of each split (disjoint)."""
+
+    seed: int
+    facts: dict[str, int]
+    addends: dict[str, dict[str, list[int]]]  # name -> split -> addends
+
+    def questions(self, split: str) -> list[Question]:
+        if split not in ("train", "test"):
+            raise ValueError(f"unknown split {split!r}; valid: train, test")
+        rng = random.Random(f"duet-labour-phrasing-{self.seed}-{split}")
+        return [
+            Question(rng.choice(QUESTION_TEMPLATES).format(name=name, addend=addend), name, value, addend)
+            for name, value in self.facts.items()
+            for addend in self.addends[name][split]
+        ]
+
+
+def make_labour_world(seed: int, num_facts: int = 24) -> LabourWorld:
+    """The table of ``duet_verl.testing.world.make_world`` plus each name's train and held-out addends."""
+    facts = make_world(seed, num_facts).facts
+    rng = random.Random(f"duet-labour-{seed}")
+    addends = {}
+    for name in facts:
+        drawn = rng.sample(VALUES, TRAIN_ADDENDS + TEST_ADDENDS)
+        addends[name] = {"train": drawn[:TRAIN_ADDENDS], "test": drawn[TRAIN_ADDENDS:]}
+    return LabourWorld(seed, facts, addends)
+
+
+# ---------------------------------------------------------------------------------------------- texts
+def worked_steps(value: int, addend: int) -> str:
+    """Two-digit addition written out: ones with their carry, then tens (which may write a hundreds digit)."""
+    ones = value % 10 + addend % 10
+    carry = ones // 10
+    tens = value // 10 + addend // 10 + carry
+    ones_step = f"{value % 10} + {addend % 10} = {ones}" + (f", carry {carry}" if carry else "")
+    tens_step = f"{value // 10} + {addend // 10}" + (f" + {carry}" if carry else "") + f" = {tens}"
+    return f"{value} + {addend}: {ones_step}; {tens_step}; so {value + addend}."
+
+
+def fact_sentence(name: str, value: int) -> str:
+    return f"The number of {name} is {value}."
+
+
+def signal_text(question: Question, rng: random.Random, steps: bool = True, fillers: int | None = None) -> str:
+    """M's verbose chain: filler sentences, the fact, and (``steps``) the worked sum."""
+    count = rng.randint(0, MAX_FILLERS) if fillers is None else fillers
+    parts = [*rng.sample(FILLERS, count), fact_sentence(question.name, question.value)]
+    if steps:
+        parts.append(worked_steps(question.value, question.addend))
+    return " ".join(parts)
+
+
+def small_completion(question: Question) -> str:
+    """m's continuation after the paper prompt's ``</think>``: the steps from the fact in the signal, then the box."""
+    return f"\n\n{worked_steps(question.value, question.addend)} \\boxed{{{question.answer}}}"
+
+
+def world_rows(world: LabourWorld, split: str) -> list[dict]:
+    """verl RL rows (M's prompt carries the DUET math instruction; m reads ``extra_info.question``)."""
+    return [
+        {
+            "data_source": WORLD_DATA_SOURCE,
+            "prompt": [{"role": "user", "content": q.text + MATH_INSTRUCTION}],
+            "ability": "math",
+            "reward_model": {"style": "rule", "ground_truth": str(q.answer)},
+            "extra_info": {"split": split, "index": index, "question": q.text},
+        }
+        for index, q in enumerate(world.questions(split))
+    ]
+
+
+def arithmetic_question(addend: int, other: int) -> str:
+    return f"What is {addend} plus {other}?"
+
+
+def large_sft_rows(world: LabourWorld, tokenizer, steps: bool = True, copies: int = 6, sums: int = 1536) -> list[dict]:
+    """M's warm-start set: every train question ``copies`` times, each with a fresh filler amount, and ``sums``
+    plain sums of random numbers (M is the capable model: it can add any two numbers, not only the table's)."""
+    rng = random.Random(f"duet-labour-large-sft-{world.seed}")
+    rows = [
+        {
+            "sft_prompt": large_prompt(tokenizer, q.text),
+            "sft_completion": large_completion(signal_text(q, rng, steps), q.answer),
+        }
+        for _ in range(copies)
+        for q in world.questions("train")
+    ]
+    for _ in range(sums):
+        value, addend = rng.choice(VALUES), rng.choice(VALUES)
+        fillers = " ".join(rng.sample(FILLERS, rng.randint(0, MAX_FILLERS)))
+        chain = " ".join(part for part in (fillers, worked_steps(value, addend) if steps else "") if part)
+        rows.append(
+            {
+                "sft_prompt": large_prompt(tokenizer, arithmetic_question(value, addend)),
+                "sft_completion": large_completion(chain, value + addend),
+            }
+        )
+    rng.shuffle(rows)
+    return rows
+
+
+def random_question(world: LabourWorld, rng: random.Random) -> Question:
+    """A world name with a *random* number and addend: m learns the steps, never the table."""
+    name, value, addend = rng.choice(list(world.facts)), rng.choice(VALUES), rng.choice(VALUES)
+    return Question(rng.choice(QUESTION_TEMPLATES).format(name=name, addend=addend), name, value, addend)
+
+
+def small_sft_rows(world: LabourWorld, tokenizer, num: int = 3072) -> list[dict]:
+    """m's warm-start set: signals with the fact, half of them with M's worked steps too; m always works them."""
+    rng = random.Random(f"duet-labour-small-sft-{world.seed}")
+    rows = []
+    for _ in range(num):
+        q = random_question(world, rng)
+        signal = signal_text(q, rng, steps=rng.random() < 0.5)
+        rows.append({"sft_prompt": small_prompt(tokenizer, q.text, signal), "sft_completion": small_completion(q)})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- building
+def tokenizer_corpus(num_lines: int = 4000) -> list[str]:
+    rng = random.Random("duet-labour-corpus")
+    lines = []
+    for _ in range(num_lines):
+        value, addend = rng.choice(VALUES), rng.choice(VALUES)
+        name = rng.choice(NAME_POOL)
+        q = Question(rng.choice(QUESTION_TEMPLATES).format(name=name, addend=addend), name, value, addend)
+        lines.append(f"user\n{q.text}{MATH_INSTRUCTION}\nassistant\n{signal_text(q, rng)}\n\\boxed{{{q.answer}}}")
+    return lines
+
+
+def world_paths(out_dir: str | Path) -> dict[str, Path]:
+    """``duet_verl.testing.world.world_paths`` plus ``large_direct_sft`` (M's set without the steps)."""
+    out = Path(out_dir)
+    return {
+        "tokenizer": out / "tokenizer",
+        "facts": out / "facts.json",
+        "train": out / "data" / "train.parquet",
+        "test": out / "data" / "test.parquet",
+        "large_sft": out / "sft" / "large_train.parquet",
+        "large_direct_sft": out / "sft" / "large_direct_train.parquet",
+        "small_sft": out / "sft" / "small_train.parquet",
+    }
+
+
+def build_labour_world(out_dir: str | Path, seed: int = 0, num_facts: int = 24) -> dict[str, Path]:
+    import pandas as pd
+
+    world = make_labour_world(seed, num_facts)
+    paths = world_paths(out_dir)
+    tokenizer = build_tokenizer(paths["tokenizer"], vocab_size=1024, corpus=tokenizer_corpus(), split_digits=True)
+    for key in ("train", "large_sft"):
+        paths[key].parent.mkdir(parents=True, exist_ok=True)
+    paths["facts"].write_text(json.dumps({"seed": seed, "facts": world.facts, "addends": world.addends}, indent=2))
+    for split in ("train", "test"):
+        pd.DataFrame(world_rows(world, split)).to_parquet(paths[split])
+    pd.DataFrame(large_sft_rows(world, tokenizer, steps=True)).to_parquet(paths["large_sft"])
+    pd.DataFrame(large_sft_rows(world, tokenizer, steps=False)).to_parquet(paths["large_direct_sft"])
+    pd.DataFrame(small_sft_rows(world, tokenizer)).to_parquet(paths["small_sft"])
+    return paths
+
+
+def load_labour_world(out_dir: str | Path) -> LabourWorld:
+    data = json.loads(world_paths(out_dir)["facts"].read_text())
+    return LabourWorld(data["seed"], {k: int(v) for k, v in data["facts"].items()}, data["addends"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(json.dumps({k: str(v) for k, v in build_labour_world(args.out, args.seed).items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
