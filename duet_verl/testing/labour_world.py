@@ -40,6 +40,7 @@ from duet_verl.testing.world import (
     make_world,
     small_prompt,
 )
+from duet_verl.testing.world import world_paths as table_world_paths
 
 QUESTION_TEMPLATES = (
     "What is the number of {name} plus {addend}?",
@@ -192,6 +193,7 @@ def small_sft_rows(world: LabourWorld, tokenizer, num: int = 3072) -> list[dict]
 
 # ---------------------------------------------------------------------------------------------- building
 def tokenizer_corpus(num_lines: int = 4000) -> list[str]:
+    """Questions and M's chains with random names and numbers, so the world's words are single tokens."""
     rng = random.Random("duet-labour-corpus")
     lines = []
     for _ in range(num_lines):
@@ -204,16 +206,7 @@ def tokenizer_corpus(num_lines: int = 4000) -> list[str]:
 
 def world_paths(out_dir: str | Path) -> dict[str, Path]:
     """``duet_verl.testing.world.world_paths`` plus ``large_direct_sft`` (M's set without the steps)."""
-    out = Path(out_dir)
-    return {
-        "tokenizer": out / "tokenizer",
-        "facts": out / "facts.json",
-        "train": out / "data" / "train.parquet",
-        "test": out / "data" / "test.parquet",
-        "large_sft": out / "sft" / "large_train.parquet",
-        "large_direct_sft": out / "sft" / "large_direct_train.parquet",
-        "small_sft": out / "sft" / "small_train.parquet",
-    }
+    return {**table_world_paths(out_dir), "large_direct_sft": Path(out_dir) / "sft" / "large_direct_train.parquet"}
 
 
 def build_labour_world(out_dir: str | Path, seed: int = 0, num_facts: int = 24) -> dict[str, Path]:
