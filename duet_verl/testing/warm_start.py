@@ -42,7 +42,7 @@ MAX_LENGTH = 160  # tokens per SFT example; the world's longest is about 130
 @dataclass(frozen=True)
 class SFTRecipe:
     """One warm start: which architecture, on which SFT set (a ``world_paths`` key), how long and how fast
-    (sized for ≤ 3 min on 2 CPU cores)."""
+    (the table world's two are sized for ≤ 3 min on 2 CPU cores)."""
 
     size: str  # a WORLD_MODEL_SPECS key
     train_set: str
