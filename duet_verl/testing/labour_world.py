@@ -71,6 +71,11 @@ class Question:
         return self.value + self.addend
 
 
+def ask(name: str, value: int, addend: int, rng: random.Random) -> Question:
+    """The question about ``name``'s number plus ``addend``, in a phrasing drawn from ``rng``."""
+    return Question(rng.choice(QUESTION_TEMPLATES).format(name=name, addend=addend), name, value, addend)
+
+
 @dataclass(frozen=True)
 class LabourWorld:
     """One seed's hidden table and, per name, the addends of each split (disjoint)."""
@@ -84,9 +89,7 @@ class LabourWorld:
             raise ValueError(f"unknown split {split!r}; valid: train, test")
         rng = random.Random(f"duet-labour-phrasing-{self.seed}-{split}")
         return [
-            Question(rng.choice(QUESTION_TEMPLATES).format(name=name, addend=addend), name, value, addend)
-            for name, value in self.facts.items()
-            for addend in self.addends[name][split]
+            ask(name, value, addend, rng) for name, value in self.facts.items() for addend in self.addends[name][split]
         ]
 
 
@@ -116,13 +119,17 @@ def fact_sentence(name: str, value: int) -> str:
     return f"The number of {name} is {value}."
 
 
-def signal_text(question: Question, rng: random.Random, steps: bool = True, fillers: int | None = None) -> str:
+def verbose_chain(rng: random.Random, *sentences: str) -> str:
+    """0..MAX_FILLERS filler sentences, then ``sentences``."""
+    return " ".join([*rng.sample(FILLERS, rng.randint(0, MAX_FILLERS)), *sentences])
+
+
+def signal_text(question: Question, rng: random.Random, steps: bool = True) -> str:
     """M's verbose chain: filler sentences, the fact, and (``steps``) the worked sum."""
-    count = rng.randint(0, MAX_FILLERS) if fillers is None else fillers
-    parts = [*rng.sample(FILLERS, count), fact_sentence(question.name, question.value)]
+    sentences = [fact_sentence(question.name, question.value)]
     if steps:
-        parts.append(worked_steps(question.value, question.addend))
-    return " ".join(parts)
+        sentences.append(worked_steps(question.value, question.addend))
+    return verbose_chain(rng, *sentences)
 
 
 def small_completion(question: Question) -> str:
@@ -144,8 +151,8 @@ def world_rows(world: LabourWorld, split: str) -> list[dict]:
     ]
 
 
-def arithmetic_question(addend: int, other: int) -> str:
-    return f"What is {addend} plus {other}?"
+def arithmetic_question(first: int, second: int) -> str:
+    return f"What is {first} plus {second}?"
 
 
 def large_sft_rows(world: LabourWorld, tokenizer, steps: bool = True, copies: int = 6, sums: int = 1536) -> list[dict]:
@@ -162,8 +169,7 @@ def large_sft_rows(world: LabourWorld, tokenizer, steps: bool = True, copies: in
     ]
     for _ in range(sums):
         value, addend = rng.choice(VALUES), rng.choice(VALUES)
-        fillers = " ".join(rng.sample(FILLERS, rng.randint(0, MAX_FILLERS)))
-        chain = " ".join(part for part in (fillers, worked_steps(value, addend) if steps else "") if part)
+        chain = verbose_chain(rng, worked_steps(value, addend)) if steps else verbose_chain(rng)
         rows.append(
             {
                 "sft_prompt": large_prompt(tokenizer, arithmetic_question(value, addend)),
@@ -177,7 +183,7 @@ def large_sft_rows(world: LabourWorld, tokenizer, steps: bool = True, copies: in
 def random_question(world: LabourWorld, rng: random.Random) -> Question:
     """A world name with a *random* number and addend: m learns the steps, never the table."""
     name, value, addend = rng.choice(list(world.facts)), rng.choice(VALUES), rng.choice(VALUES)
-    return Question(rng.choice(QUESTION_TEMPLATES).format(name=name, addend=addend), name, value, addend)
+    return ask(name, value, addend, rng)
 
 
 def small_sft_rows(world: LabourWorld, tokenizer, num: int = 3072) -> list[dict]:
@@ -198,8 +204,7 @@ def tokenizer_corpus(num_lines: int = 4000) -> list[str]:
     lines = []
     for _ in range(num_lines):
         value, addend = rng.choice(VALUES), rng.choice(VALUES)
-        name = rng.choice(NAME_POOL)
-        q = Question(rng.choice(QUESTION_TEMPLATES).format(name=name, addend=addend), name, value, addend)
+        q = ask(rng.choice(NAME_POOL), value, addend, rng)
         lines.append(f"user\n{q.text}{MATH_INSTRUCTION}\nassistant\n{signal_text(q, rng)}\n\\boxed{{{q.answer}}}")
     return lines
 
