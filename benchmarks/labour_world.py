@@ -1,17 +1,23 @@
-"""The division-of-labour world, part one: does M need its written steps, and can m do them instead?
+"""The division-of-labour world: does DUET beat a length-penalised M alone at the same accuracy?
 
-    python benchmarks/labour_world.py [--seed S] [--out DIR]
+    python benchmarks/labour_world.py [--seeds 0 1 2] [--out DIR] [--steps N] [--lambdas 0.25 0.5 1.0]
 
-Every question needs a fact only M knows and a two-digit sum (``duet_verl.testing.labour_world``). verl's SFT
-trainer (CPU) warm-starts three models from the world's sets: M (fillers, the fact, the worked sum, the
-answer), the ablation M (the same questions, fillers, the fact and the answer, no worked sum; the same
-architecture and initial weights) and m (works the sum from a fact in the signal; random facts, never the table).
-``python -m duet_verl.evaluate`` (HF backend, 4 samples per question) then scores, on the held-out questions
-(a name and an addend training never paired): M alone, the ablation M alone, warm M → warm m and m alone.
+Every question needs a fact only M knows and a two-digit sum (``duet_verl.testing.labour_world``), so M alone must
+write the worked sum while DUET's M may leave it to m. Per seed, through the product's entry points:
 
-If M alone is clearly more accurate than the ablation, the steps are needed; if warm M → m is as accurate as
-M, m can do them from the fact, so a signal holding the fact alone would serve m: the room DUET has and a
-length-penalised M alone has not. Writes ``DIR/seedS/summary.json`` and ``summary.md``; prints the table.
+1. The world and three warm starts (verl's SFT trainer, CPU): M (fillers, the fact, the worked sum, the answer),
+   the ablation M without the worked sum (is it needed?) and m (works the sum from a fact in its signal).
+2. The same RL budget from the warm starts for every M (steps, batch, n, learning rate, legacy trainer, KL in the
+   reward with the same coefficient): DUET (adaptive λ, marginal utility per signal) and DUET with marginal
+   utility off through ``recipes/run_duet_cpu_tiny.sh``; M alone with GRPO and with the length penalty at each
+   constant λ through ``recipes/run_grpo_cpu_tiny.sh`` (verl's ``main_ppo``), all scored by the real scorer.
+3. ``python -m duet_verl.evaluate`` (HF backend, 4 samples per question) on the held-out questions (a name and an
+   addend training never paired): accuracy ± 95% CI, M and m tokens, params-weighted cost at this world's sizes
+   and at 8B : 0.6B (``duet_verl.testing.frontier``), and the target of the comparison, met or not.
+
+Writes ``DIR/seedS/summary.json`` (``table``: one row per system), ``summary.md``, ``learning_curves.png`` and
+``pareto.png``, and ``DIR/pareto.png`` over every seed in DIR. A seed's world, warm starts, runs and evaluations
+already in DIR are reused, so an interrupted benchmark resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -19,56 +25,214 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-from duet_verl.testing.labour_world import MAX_LENGTH, WARM_START_RECIPES, build_labour_world
-from duet_verl.testing.learning_world import evaluate, log
+from duet_verl.testing.frontier import PAPER_RATIO, cost, parameter_count, plot_curves, plot_pareto, target
+from duet_verl.testing.labour_world import WARM_START_RECIPES, build_labour_world, world_paths
+from duet_verl.testing.learning_world import Settings, evaluate, last_hf, log, train_duet, train_large_alone
 from duet_verl.testing.warm_start import warm_start
 
-SYSTEMS = (  # (row, evaluation, mode)
-    ("M alone (fact, worked sum, answer)", "large", "large"),
-    ("M alone, warm-started without the worked sum", "large_direct", "large"),
-    ("warm M → warm m (m works the sum)", "large", "duet"),
-    ("m alone", "large", "small"),
-)
+# Warm M writes ~80 tokens (fillers ~30, the fact ~10, the worked sum ~30); the fact alone, which m can use, is ~23
+SETTINGS = Settings(steps=30, large_response=160, small_response=64, length_bound=24.0, lambda_eta=0.05)
+LAMBDAS = (0.1, 0.25, 0.5, 1.0)  # DUET's adaptive λ reaches its cap (1.0) within ~10 steps
+DUET_RUNS = {"duet": (), "duet_mu_off": ("duet.marginal_utility=off",)}
+LABELS = {
+    "warm_large": "M alone (warm start)",
+    "large_direct": "M alone, warm-started without the worked sum",
+    "grpo": "M alone, GRPO",
+    # "penalty_<λ>": M alone, GRPO + length penalty (added per λ)
+    "warm_duet": "warm M → warm m",
+    "duet": "DUET: trained M → trained m",
+    "duet_mu_off": "DUET, marginal utility off",
+    "small": "m alone (DUET's trained m)",
+}
+
+
+def labels(lambdas: tuple[float, ...]) -> dict[str, str]:
+    """Every system's label in the table's order: M alone (warm, ablation, GRPO, penalised per λ), then the pairs."""
+    single, pairs = list(LABELS.items())[:3], list(LABELS.items())[3:]
+    penalised = [(f"penalty_{lam}", f"M alone, GRPO + length penalty λ={lam}") for lam in lambdas]
+    return dict(single + penalised + pairs)
+
+
+def warm_models(world: dict, out: Path, seed: int) -> dict[str, Path]:
+    folders = {name: out / name for name in WARM_START_RECIPES}
+    if (out / "warm_start.json").is_file() and all((f / "config.json").is_file() for f in folders.values()):
+        log(f"reusing the warm starts in {out}")
+        return folders
+    return warm_start(world, out, seed=seed, recipes=WARM_START_RECIPES)
+
+
+def cached(path: Path, make, *args, **kwargs):
+    """``make(*args, **kwargs)``'s JSON result, kept in ``path`` so that a rerun of the benchmark skips it."""
+    if path.is_file():
+        log(f"reusing {path}")
+        return json.loads(path.read_text())
+    result = make(*args, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return result
+
+
+def curve_rows(system: str, curves: dict, settings: Settings, lam: float) -> dict[int, dict[str, float]]:
+    """One shape for every run's curves. M alone's training accuracy is its score plus the penalty it paid
+    (``length_penalized_score``: score = correct − λ·L/B, linear in L, so the batch means add up the same way)."""
+    rows = {}
+    for step, values in curves.items():
+        if system in DUET_RUNS:
+            row = {"large_length": values["duet/large_response_length_mean"], "accuracy": values["duet/small_accuracy"],
+                   "lambda": values["duet/lambda"]}  # fmt: skip
+        else:
+            length = values["response_length/mean"]
+            accuracy = values["critic/score/mean"] + lam * length / settings.length_bound
+            row = {"large_length": length, "accuracy": accuracy}
+        rows[int(step)] = row
+    return rows
+
+
+def run_seed(seed: int, out: Path, settings: Settings, lambdas: tuple[float, ...], steps_left_out: float) -> dict:
+    start = time.monotonic()
+    world = world_paths(out / "world")
+    if not world["facts"].is_file():
+        log(f"building the world (seed {seed}) in {out / 'world'}")
+        build_labour_world(out / "world", seed=seed, steps_left_out=steps_left_out)
+    built = json.loads(world["facts"].read_text()).get("steps_left_out", 0.0)
+    if built != steps_left_out:
+        raise SystemExit(f"{out / 'world'} was built with --steps-left-out {built}, not {steps_left_out}: "
+                         "pass the same value, or another --out")  # fmt: skip
+    models = warm_models(world, out / "warm", seed)
+
+    runs, curves = out / "runs", {}
+    duet_settings = ("duet.small_prompt_length=256",)  # m reads the question, its template and M's whole response
+    for name, extra in DUET_RUNS.items():
+        log(f"{LABELS[name]} ({settings.steps} steps)")
+        raw = cached(runs / name / "curves.json", train_duet, world, models, runs / name, settings,
+                     extra=(*duet_settings, *extra))  # fmt: skip
+        curves[name] = curve_rows(name, raw, settings, 0.0)
+    for name, lam in (("grpo", None), *((f"penalty_{lam}", lam) for lam in lambdas)):
+        log(f"M alone, GRPO{'' if lam is None else f' + length penalty λ={lam}'} ({settings.steps} steps)")
+        raw = cached(runs / name / "curves.json", train_large_alone, world, models, runs / name, settings, lam)
+        curves[name] = curve_rows(name, raw, settings, lam or 0.0)
+
+    log("evaluating on the held-out questions")
+    lengths = {"large_max_tokens": settings.large_response, "small_max_tokens": settings.small_response}
+
+    def held_out(name: str, large: Path, modes: list[str], small: Path = models["small"]) -> dict:
+        """``evaluate``'s modes: "duet" is ``large`` → ``small``, "large" is ``large`` alone, "small" ``small``."""
+        summary = cached(out / "eval" / name / "summary.json", evaluate, out / "eval" / name, world["test"], large,
+                         modes, large, small, **lengths)  # fmt: skip
+        return next(iter(summary.values()))  # one benchmark: the world's test split
+
+    warm = held_out("warm", models["large"], ["duet", "large", "small"])
+    results = {"warm_large": warm["large"], "warm_duet": warm["duet"]}
+    results["large_direct"] = held_out("large_direct", models["large_direct"], ["large"])["large"]
+    for name in ("grpo", *(f"penalty_{lam}" for lam in lambdas)):
+        results[name] = held_out(name, last_hf(runs / name, None), ["large"])["large"]
+    for name in DUET_RUNS:
+        trained = held_out(name, last_hf(runs / name, "large"), ["duet", "small"], last_hf(runs / name, "small"))
+        results[name] = trained["duet"]
+        if name == "duet":
+            results["small"] = trained["small"]
+
+    large_params, small_params = parameter_count(models["large"]), parameter_count(models["small"])
+    table = {}
+    for name, label in labels(lambdas).items():
+        r = results[name]
+        large_tokens, small_tokens = r["mean_large_tokens"], r["mean_small_tokens"]
+        table[name] = {
+            "system": label,
+            "accuracy": r["accuracy"],
+            "accuracy_ci95": r["accuracy_ci95"],
+            "large_tokens": large_tokens,
+            "small_tokens": small_tokens,
+            "cost_world": cost(large_tokens, small_tokens, small_params / large_params),
+            "cost_paper": cost(large_tokens, small_tokens, PAPER_RATIO),
+        }
+    summary = {
+        "seed": seed,
+        "settings": asdict(settings),
+        "lambdas": list(lambdas),
+        "steps_left_out": steps_left_out,
+        "parameters": {"large": large_params, "small": small_params},
+        "warm_start_s": json.loads((out / "warm" / "warm_start.json").read_text())["wall_s"],
+        "wall_s": round(time.monotonic() - start, 1),
+        "table": [{"key": name, **row} for name, row in table.items()],
+        "target": target(table),
+        "curves": {name: {str(step): row for step, row in c.items()} for name, c in curves.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.md").write_text(markdown(summary))
+    plot_curves(curves, labels(lambdas), out / "learning_curves.png")
+    plot_pareto({seed: table}, labels(lambdas), out / "pareto.png")
+    return summary
+
+
+def markdown(summary: dict) -> str:
+    lines = [
+        "| system | accuracy (95% CI) | M tokens | m tokens | cost, world sizes | cost at 8B : 0.6B |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in summary["table"]:
+        low, high = row["accuracy_ci95"]
+        lines.append(f"| {row['system']} | {100 * row['accuracy']:.1f} ({100 * low:.1f}–{100 * high:.1f}) | "
+                     f"{row['large_tokens']:.1f} | {row['small_tokens']:.1f} | {row['cost_world']:.1f} | "
+                     f"{row['cost_paper']:.1f} |")  # fmt: skip
+    t = summary["target"]
+    shortest = t["shortest_penalised_keeping_accuracy"]
+    lines += [
+        "",
+        f"Target ({'met' if t['met'] else 'not met'}; same accuracy = at least {100 * t['accuracy_floor']:.1f}%): "
+        f"DUET keeps it: {t['duet_keeps_accuracy']}; DUET's M tokens vs warm M: {t['large_tokens_vs_warm_large']:.2f}; "
+        + (f"vs {shortest}: {t['large_tokens_vs_shortest_penalised']:.2f}; " if shortest else
+           "no penalised M alone keeps it; ")
+        + f"cost vs the cheapest M alone keeping it: {t['cost_world_vs_cheapest_single_model']:.2f} (world sizes), "
+        f"{t['cost_paper_vs_cheapest_single_model']:.2f} (8B : 0.6B).",
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", type=Path, default=Path("outputs/labour_world"))
+    parser.add_argument("--steps", type=int, default=SETTINGS.steps)
+    parser.add_argument("--lambdas", type=float, nargs="+", default=list(LAMBDAS))
+    parser.add_argument(
+        "--steps-left-out", type=float, default=0.0,
+        help="share of M's warm-start chains that end after the fact (0: M always writes the worked sum)",
+    )  # fmt: skip
     args = parser.parse_args()
-    out = args.out.absolute() / f"seed{args.seed}"
-    start = time.monotonic()
-
-    log(f"building the world and warm-starting M, M without steps and m (seed {args.seed}) in {out}")
-    world = build_labour_world(out / "world", seed=args.seed)
-    models = warm_start(world, out / "warm", seed=args.seed, recipes=WARM_START_RECIPES)
-    log("evaluating on the held-out questions")
-    lengths = {"large_max_tokens": MAX_LENGTH, "small_max_tokens": 64}
-    evaluations = {
-        "large": evaluate(out / "eval" / "large", world["test"], models["large"], ["duet", "large", "small"],
-                          models["large"], models["small"], **lengths),
-        "large_direct": evaluate(out / "eval" / "large_direct", world["test"], models["large_direct"], ["large"],
-                                 models["large_direct"], models["small"], **lengths),
-    }  # fmt: skip
-    rows = []
-    for system, evaluation, mode in SYSTEMS:
-        result = next(iter(evaluations[evaluation].values()))[mode]  # one benchmark: the world's test split
-        row = {key: result[key] for key in ("accuracy", "accuracy_ci95", "mean_large_tokens", "mean_small_tokens")}
-        rows.append({"system": system, **row})
-    lines = ["| system | accuracy (95% CI) | M tokens | m tokens |", "|---|---|---|---|"]
-    for row in rows:
-        low, high = row["accuracy_ci95"]
-        lines.append(f"| {row['system']} | {100 * row['accuracy']:.1f} ({100 * low:.1f}–{100 * high:.1f}) | "
-                     f"{row['mean_large_tokens']:.1f} | {row['mean_small_tokens']:.1f} |")  # fmt: skip
-    table = "\n".join(lines) + "\n"
-    warm = json.loads((out / "warm" / "warm_start.json").read_text())["wall_s"]
-    summary = {"seed": args.seed, "wall_s": round(time.monotonic() - start, 1), "warm_start_s": warm, "table": rows}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    settings = Settings(**{**asdict(SETTINGS), "steps": args.steps})
+    lambdas = tuple(args.lambdas)
+    out = args.out.absolute()
+    for seed in args.seeds:
+        summary = run_seed(seed, out / f"seed{seed}", settings, lambdas, args.steps_left_out)
+        print(f"seed {seed} ({summary['wall_s']:.0f} s):\n{markdown(summary)}")
+    summaries = [json.loads(path.read_text()) for path in sorted(out.glob("seed*/summary.json"))]
+    seeds = {summary["seed"]: {row["key"]: row for row in summary["table"]} for summary in summaries}
+    plot_pareto(seeds, labels(lambdas), out / "pareto.png")
+    table = across_seeds(summaries)
     (out / "summary.md").write_text(table)
     print(table)
-    log(f"wrote {out}/summary.json and summary.md ({summary['wall_s']:.0f} s in all)")
+    log(f"wrote {out}/seed*/summary.json, summary.md, learning_curves.png, pareto.png; {out}/summary.md, pareto.png")
+
+
+def across_seeds(summaries: list[dict]) -> str:
+    """Every seed's held-out accuracy, M tokens and 8B : 0.6B cost per system, and each seed's target verdict."""
+    seeds = [summary["seed"] for summary in summaries]
+    systems = {row["key"]: row["system"] for summary in summaries for row in summary["table"]}
+    lines = [f"| system | {' | '.join(f'seed {seed}: accuracy, M tokens, cost at 8B : 0.6B' for seed in seeds)} |",
+             f"|---|{'---|' * len(seeds)}"]  # fmt: skip
+    for key, system in systems.items():
+        cells = []
+        for summary in summaries:
+            row = next((r for r in summary["table"] if r["key"] == key), None)
+            cell = row and f"{100 * row['accuracy']:.1f}%, {row['large_tokens']:.1f}, {row['cost_paper']:.1f}"
+            cells.append(cell or "–")
+        lines.append(f"| {system} | {' | '.join(cells)} |")
+    verdicts = ", ".join(f"seed {s['seed']} {'met' if s['target']['met'] else 'not met'}" for s in summaries)
+    return "\n".join(lines) + f"\n\nTarget: {verdicts}.\n"
 
 
 if __name__ == "__main__":

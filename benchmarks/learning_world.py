@@ -69,9 +69,11 @@ def main() -> None:
     log("DUET")
     curves["duet"] = train_duet(world, models, out / "runs" / "duet", settings)
     log("M alone, GRPO")
-    curves["grpo"] = train_large_alone(world, models, out / "runs" / "grpo", settings, penalty=False)
+    curves["grpo"] = train_large_alone(world, models, out / "runs" / "grpo", settings, lam=None)
     log("M alone, GRPO + length penalty")
-    curves["grpo_penalty"] = train_large_alone(world, models, out / "runs" / "grpo_penalty", settings, penalty=True)
+    curves["grpo_penalty"] = train_large_alone(
+        world, models, out / "runs" / "grpo_penalty", settings, lam=settings.penalty_lambda
+    )
 
     log("evaluating on the held-out questions")
     runs = out / "runs"

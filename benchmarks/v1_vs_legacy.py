@@ -21,6 +21,8 @@ from duet_verl.testing.learning_world import Settings, evaluate, last_hf, log, t
 from duet_verl.testing.warm_start import warm_start
 from duet_verl.testing.world import build_world
 
+# KL in M's loss, as the GRPO recipe places it (this comparison predates the benchmarks' KL-in-reward footing)
+KL_IN_LOSS = ("algorithm.use_kl_in_reward=False", "actor_rollout_ref.actor.use_kl_loss=True")
 TRAINERS = {"V1 (main_ppo default)": "trainer.use_v1=true", "legacy RayPPOTrainer (DUET's)": "trainer.use_v1=false"}
 WINDOW = 4
 
@@ -47,7 +49,7 @@ def main() -> None:
         run_dir = out / ("v1" if "V1" in name else "legacy")
         log(f"M alone, GRPO, {name}")
         start = time.monotonic()
-        curves = train_large_alone(world, models, run_dir, settings, penalty=False, extra=(switch,))
+        curves = train_large_alone(world, models, run_dir, settings, lam=None, extra=(*KL_IN_LOSS, switch))
         train_s = time.monotonic() - start
         trained = last_hf(run_dir, None)
         summary = evaluate(run_dir / "eval", world["test"], trained, ["large"], trained, models["small"])

@@ -155,21 +155,29 @@ def arithmetic_question(first: int, second: int) -> str:
     return f"What is {first} plus {second}?"
 
 
-def large_sft_rows(world: LabourWorld, tokenizer, steps: bool = True, copies: int = 6, sums: int = 1536) -> list[dict]:
+def large_sft_rows(
+    world: LabourWorld, tokenizer, steps: bool = True, copies: int = 6, sums: int = 1536, steps_left_out: float = 0.0
+) -> list[dict]:
     """M's warm-start set: every train question ``copies`` times, each with a fresh filler amount, and ``sums``
-    plain sums of random numbers (M is the capable model: it can add any two numbers, not only the table's)."""
+    plain sums of random numbers (M is the capable model: it can add any two numbers, not only the table's).
+    ``steps_left_out``: the share of M's chains that end before the worked sum (answer still right), so that a
+    sampled M sometimes ends its thinking after the fact and RL can see what that is worth."""
     rng = random.Random(f"duet-labour-large-sft-{world.seed}")
+
+    def with_steps() -> bool:  # 0 draws nothing, so the set is the one from before the option
+        return steps and (steps_left_out == 0 or rng.random() >= steps_left_out)
+
     rows = [
         {
             "sft_prompt": large_prompt(tokenizer, q.text),
-            "sft_completion": large_completion(signal_text(q, rng, steps), q.answer),
+            "sft_completion": large_completion(signal_text(q, rng, with_steps()), q.answer),
         }
         for _ in range(copies)
         for q in world.questions("train")
     ]
     for _ in range(sums):
         value, addend = rng.choice(VALUES), rng.choice(VALUES)
-        chain = verbose_chain(rng, worked_steps(value, addend)) if steps else verbose_chain(rng)
+        chain = verbose_chain(rng, worked_steps(value, addend)) if with_steps() else verbose_chain(rng)
         rows.append(
             {
                 "sft_prompt": large_prompt(tokenizer, arithmetic_question(value, addend)),
@@ -214,18 +222,25 @@ def world_paths(out_dir: str | Path) -> dict[str, Path]:
     return {**table_world_paths(out_dir), "large_direct_sft": Path(out_dir) / "sft" / "large_direct_train.parquet"}
 
 
-def build_labour_world(out_dir: str | Path, seed: int = 0, num_facts: int = 24) -> dict[str, Path]:
+def build_labour_world(
+    out_dir: str | Path, seed: int = 0, num_facts: int = 24, steps_left_out: float = 0.0
+) -> dict[str, Path]:
+    """Write the world (``world_paths``); ``steps_left_out``: see ``large_sft_rows`` (M's set only)."""
     import pandas as pd
 
+    if not 0.0 <= steps_left_out < 1.0:
+        raise ValueError(f"steps_left_out={steps_left_out}: a share of M's chains, 0 <= share < 1")
     world = make_labour_world(seed, num_facts)
     paths = world_paths(out_dir)
     tokenizer = build_tokenizer(paths["tokenizer"], vocab_size=1024, corpus=tokenizer_corpus(), split_digits=True)
     for key in ("train", "large_sft"):
         paths[key].parent.mkdir(parents=True, exist_ok=True)
-    paths["facts"].write_text(json.dumps({"seed": seed, "facts": world.facts, "addends": world.addends}, indent=2))
+    about = {"seed": seed, "steps_left_out": steps_left_out, "facts": world.facts, "addends": world.addends}
+    paths["facts"].write_text(json.dumps(about, indent=2))
     for split in ("train", "test"):
         pd.DataFrame(world_rows(world, split)).to_parquet(paths[split])
-    pd.DataFrame(large_sft_rows(world, tokenizer, steps=True)).to_parquet(paths["large_sft"])
+    large_rows = large_sft_rows(world, tokenizer, steps=True, steps_left_out=steps_left_out)
+    pd.DataFrame(large_rows).to_parquet(paths["large_sft"])
     pd.DataFrame(large_sft_rows(world, tokenizer, steps=False)).to_parquet(paths["large_direct_sft"])
     pd.DataFrame(small_sft_rows(world, tokenizer)).to_parquet(paths["small_sft"])
     return paths
@@ -240,8 +255,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps-left-out", type=float, default=0.0, help="share of M's chains without the steps")
     args = parser.parse_args()
-    print(json.dumps({k: str(v) for k, v in build_labour_world(args.out, args.seed).items()}, indent=2))
+    paths = build_labour_world(args.out, args.seed, steps_left_out=args.steps_left_out)
+    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -112,21 +112,27 @@ def train_duet(
     return parse_step_metrics(output)
 
 
+# DUET's M places its KL in the reward (duet_trainer.yaml); the M-alone runs place theirs the same way, with the
+# same coefficient, so every M trains on the same footing (the GRPO recipe's default is KL in the loss).
+KL_AS_DUET = (
+    "algorithm.use_kl_in_reward=True",
+    "algorithm.kl_ctrl.kl_coef=0.001",
+    "actor_rollout_ref.actor.use_kl_loss=False",
+)
+
+
 def train_large_alone(
-    world: dict, models: dict, out: Path, settings: Settings, penalty: bool, extra: tuple[str, ...] = ()
+    world: dict, models: dict, out: Path, settings: Settings, lam: float | None, extra: tuple[str, ...] = ()
 ) -> dict[int, dict[str, float]]:
     """M alone with GRPO through verl's ``main_ppo`` on the legacy trainer that DUET's M runs on (V1 gives the same
-    result here: benchmarks/v1_vs_legacy.py, docs/development.md); ``extra`` hydra overrides go last."""
-    overrides = [
-        *common_overrides(world, models, out, settings),
-        "algorithm.use_kl_in_reward=False",
-        "trainer.use_v1=false",
-    ]
-    if penalty:
+    result here: benchmarks/v1_vs_legacy.py, docs/development.md), KL placed as DUET's M places it. ``lam``: the
+    constant λ of the length penalty on M's own score (``None``: plain GRPO); ``extra`` hydra overrides go last."""
+    overrides = [*common_overrides(world, models, out, settings), *KL_AS_DUET, "trainer.use_v1=false"]
+    if lam is not None:
         overrides += [
             "reward.custom_reward_function.path=pkg://duet_verl.train.reward_manager",
             "reward.custom_reward_function.name=length_penalized_score",
-            f"+reward.custom_reward_function.reward_kwargs.lam={settings.penalty_lambda}",
+            f"+reward.custom_reward_function.reward_kwargs.lam={lam}",
             f"+reward.custom_reward_function.reward_kwargs.length_bound={settings.length_bound}",
         ]
     overrides += extra

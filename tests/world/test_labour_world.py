@@ -95,3 +95,21 @@ def test_every_digit_is_a_token_and_every_example_fits(built):
         texts = zip(frame.sft_prompt, frame.sft_completion, strict=True)
         lengths = [len(tokenizer(prompt + completion)["input_ids"]) + 1 for prompt, completion in texts]
         assert max(lengths) <= recipe.max_length, (recipe.train_set, max(lengths))
+
+
+def test_steps_left_out_ends_that_share_of_ms_chains_after_the_fact(built):
+    paths, tokenizer = built
+    world = lw.load_labour_world(paths["facts"].parent)
+    default = lw.large_sft_rows(world, tokenizer)
+    assert default == lw.large_sft_rows(world, tokenizer, steps_left_out=0.0)  # the option off draws nothing
+    assert all(STEP.search(extract_signal(row["sft_completion"]).text) for row in default)
+    rows = lw.large_sft_rows(world, tokenizer, steps_left_out=0.25)
+    without = [row for row in rows if not STEP.search(extract_signal(row["sft_completion"]).text)]
+    assert len(rows) == len(default) and 0.2 * len(rows) < len(without) < 0.3 * len(rows)
+    for row in without:  # the answer is still the sum: of the table's number and the addend, or of two numbers
+        asked = re.search(r"user\n(.*?\?|.*?\.)", row["sft_prompt"]).group(1)
+        name = re.search(r"number of (\w+)", asked)
+        numbers = [int(n) for n in re.findall(r"\d+", asked)] + ([world.facts[name.group(1)]] if name else [])
+        assert row["sft_completion"].endswith(f"\\boxed{{{sum(numbers)}}}"), (asked, row["sft_completion"])
+    with pytest.raises(ValueError, match="steps_left_out=1.0"):
+        lw.build_labour_world(paths["facts"].parent / "bad", seed=1, steps_left_out=1.0)
