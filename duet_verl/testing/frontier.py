@@ -113,13 +113,19 @@ def plot_pareto(seeds: dict[int, dict[str, dict]], labels: dict[str, str], path:
     plt.close(figure)
 
 
-def plot_curves(curves: dict[str, dict[int, dict[str, float]]], labels: dict[str, str], path: Path) -> None:
-    """Per-step M response length, training accuracy and λ of every run (``curves``: ``{system: {step: row}}``
-    with ``large_length``, ``accuracy`` and, for DUET, ``lambda``)."""
-    plt, figure, axes = _figure(3)
-    for axis, (key, title) in zip(
-        axes, (("large_length", "M response length"), ("accuracy", "training accuracy"), ("lambda", "λ")), strict=True
-    ):
+CURVE_PANELS = (("large_length", "M response length"), ("accuracy", "training accuracy"), ("lambda", "λ"))
+
+
+def plot_curves(
+    curves: dict[str, dict[int, dict[str, float]]],
+    labels: dict[str, str],
+    path: Path,
+    panels: tuple[tuple[str, str], ...] = CURVE_PANELS,
+) -> None:
+    """One panel per ``(key, title)`` in ``panels``: every run's per-step value of that key (``curves``:
+    ``{system: {step: row}}``; a run without the key, e.g. λ for M alone, is left out of that panel)."""
+    plt, figure, axes = _figure(len(panels))
+    for axis, (key, title) in zip(axes, panels, strict=True):
         for system, steps in curves.items():
             points = sorted((step, row[key]) for step, row in steps.items() if key in row)
             if points:

@@ -179,26 +179,16 @@ RUN_LABELS = {"duet": "DUET", "grpo": "M alone, GRPO", "grpo_penalty": "M alone,
 
 
 def plot_curves(curves: dict[str, dict[int, dict[str, float]]], path: Path) -> None:
-    import matplotlib
+    """One panel per ``CURVES`` entry, each run's metric under the key its trainer logs."""
+    from duet_verl.testing.frontier import plot_curves as plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(CURVES), figsize=(4.2 * len(CURVES), 3.4))
-    for axis, (title, (duet_key, single_key)) in zip(axes, CURVES.items(), strict=True):
-        for run_name, steps in curves.items():
-            key = duet_key if run_name == "duet" else single_key
-            if key is None:
-                continue
-            points = sorted((step, values[key]) for step, values in steps.items() if key in values)
-            axis.plot([p[0] for p in points], [p[1] for p in points], label=RUN_LABELS[run_name])
-        axis.set_title(title, fontsize=10)
-        axis.set_xlabel("training step")
-        axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    rows = {}
+    for run_name, steps in curves.items():
+        keys = {title: logged[0] if run_name == "duet" else logged[1] for title, logged in CURVES.items()}
+        rows[run_name] = {
+            step: {title: values[key] for title, key in keys.items() if key in values} for step, values in steps.items()
+        }
+    plot(rows, RUN_LABELS, path, panels=tuple((title, title) for title in CURVES))
 
 
 def table_rows(evaluation: dict) -> list[dict]:
