@@ -65,7 +65,7 @@ def warm_models(world: dict, out: Path, seed: int) -> dict[str, Path]:
 
 
 def cached(path: Path, make, *args, **kwargs):
-    """``make(*args, **kwargs)``'s JSON result, kept in ``path`` so that a rerun of the benchmark skips it."""
+    """``make(*args, **kwargs)``'s JSON result (a run's curves), kept in ``path`` so that a rerun skips the run."""
     if path.is_file():
         log(f"reusing {path}")
         return json.loads(path.read_text())
@@ -119,9 +119,14 @@ def run_seed(seed: int, out: Path, settings: Settings, lambdas: tuple[float, ...
     lengths = {"large_max_tokens": settings.large_response, "small_max_tokens": settings.small_response}
 
     def held_out(name: str, large: Path, modes: list[str], small: Path = models["small"]) -> dict:
-        """``evaluate``'s modes: "duet" is ``large`` → ``small``, "large" is ``large`` alone, "small" ``small``."""
-        summary = cached(out / "eval" / name / "summary.json", evaluate, out / "eval" / name, world["test"], large,
-                         modes, large, small, **lengths)  # fmt: skip
+        """``evaluate``'s modes: "duet" is ``large`` → ``small``, "large" is ``large`` alone, "small" ``small``.
+        An evaluation that already wrote its summary is reused."""
+        summary_path = out / "eval" / name / "summary.json"
+        if summary_path.is_file():
+            log(f"reusing {summary_path}")
+            summary = json.loads(summary_path.read_text())
+        else:
+            summary = evaluate(out / "eval" / name, world["test"], large, modes, large, small, **lengths)
         return next(iter(summary.values()))  # one benchmark: the world's test split
 
     warm = held_out("warm", models["large"], ["duet", "large", "small"])

@@ -8,6 +8,7 @@ at this world's size ratio (the two tiny models' real parameter counts) and at t
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 PAPER_RATIO = 0.6 / 8  # m's parameters per M parameter: Qwen3-0.6B beside Qwen3-8B
@@ -26,11 +27,7 @@ def parameter_count(model_dir: str | Path) -> int:
     for file in files:
         with safe_open(str(file), "pt") as weights:
             for name in weights.keys():  # noqa: SIM118 (safe_open has no __iter__)
-                shape = weights.get_slice(name).get_shape()
-                count = 1
-                for size in shape:
-                    count *= size
-                total += count
+                total += math.prod(weights.get_slice(name).get_shape())
     return total
 
 

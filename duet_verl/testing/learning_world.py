@@ -112,13 +112,17 @@ def train_duet(
     return parse_step_metrics(output)
 
 
-# DUET's M places its KL in the reward (duet_trainer.yaml); the M-alone runs place theirs the same way, with the
-# same coefficient, so every M trains on the same footing (the GRPO recipe's default is KL in the loss).
-KL_AS_DUET = (
-    "algorithm.use_kl_in_reward=True",
-    "algorithm.kl_ctrl.kl_coef=0.001",
-    "actor_rollout_ref.actor.use_kl_loss=False",
-)
+def kl_as_duet() -> tuple[str, ...]:
+    """DUET's KL placement and coefficient for M, read from ``duet_trainer.yaml`` (in the reward, not the loss), as
+    overrides for the M-alone runs, so every M trains on the same footing (the GRPO recipe puts KL in the loss)."""
+    from omegaconf import OmegaConf
+
+    duet = OmegaConf.load(ROOT / "duet_verl" / "config" / "duet_trainer.yaml")
+    return (
+        f"algorithm.use_kl_in_reward={duet.algorithm.use_kl_in_reward}",
+        f"algorithm.kl_ctrl.kl_coef={duet.algorithm.kl_ctrl.kl_coef}",
+        f"actor_rollout_ref.actor.use_kl_loss={duet.actor_rollout_ref.actor.use_kl_loss}",
+    )
 
 
 def train_large_alone(
@@ -127,7 +131,7 @@ def train_large_alone(
     """M alone with GRPO through verl's ``main_ppo`` on the legacy trainer that DUET's M runs on (V1 gives the same
     result here: benchmarks/v1_vs_legacy.py, docs/development.md), KL placed as DUET's M places it. ``lam``: the
     constant λ of the length penalty on M's own score (``None``: plain GRPO); ``extra`` hydra overrides go last."""
-    overrides = [*common_overrides(world, models, out, settings), *KL_AS_DUET, "trainer.use_v1=false"]
+    overrides = [*common_overrides(world, models, out, settings), *kl_as_duet(), "trainer.use_v1=false"]
     if lam is not None:
         overrides += [
             "reward.custom_reward_function.path=pkg://duet_verl.train.reward_manager",
