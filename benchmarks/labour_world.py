@@ -29,12 +29,25 @@ from dataclasses import asdict
 from pathlib import Path
 
 from duet_verl.testing.frontier import PAPER_RATIO, cost, parameter_count, plot_curves, plot_pareto, target
-from duet_verl.testing.labour_world import WARM_START_RECIPES, build_labour_world, world_paths
-from duet_verl.testing.learning_world import Settings, evaluate, last_hf, log, train_duet, train_large_alone
+from duet_verl.testing.labour_pair import race, race_result
+from duet_verl.testing.labour_world import (
+    DUET_OVERRIDES,
+    RL_SETTINGS,
+    WARM_START_RECIPES,
+    build_labour_world,
+    world_paths,
+)
+from duet_verl.testing.learning_world import (
+    Settings,
+    evaluate,
+    last_hf,
+    log,
+    train_duet,
+    train_large_alone,
+    training_curve,
+)
 from duet_verl.testing.warm_start import warm_start
 
-# Warm M writes ~80 tokens (fillers ~30, the fact ~10, the worked sum ~30); the fact alone, which m can use, is ~23
-SETTINGS = Settings(steps=30, large_response=160, small_response=64, length_bound=24.0, lambda_eta=0.05)
 LAMBDAS = (0.1, 0.25, 0.5, 1.0)  # DUET's adaptive λ reaches its cap (1.0) within ~10 steps
 DUET_RUNS = {"duet": (), "duet_mu_off": ("duet.marginal_utility=off",)}
 LABELS = {
@@ -75,22 +88,6 @@ def cached(path: Path, make, *args, **kwargs):
     return result
 
 
-def curve_rows(system: str, curves: dict, settings: Settings, lam: float) -> dict[int, dict[str, float]]:
-    """One shape for every run's curves. M alone's training accuracy is its score plus the penalty it paid
-    (``length_penalized_score``: score = correct − λ·L/B, linear in L, so the batch means add up the same way)."""
-    rows = {}
-    for step, values in curves.items():
-        if system in DUET_RUNS:
-            row = {"large_length": values["duet/large_response_length_mean"], "accuracy": values["duet/small_accuracy"],
-                   "lambda": values["duet/lambda"]}  # fmt: skip
-        else:
-            length = values["response_length/mean"]
-            accuracy = values["critic/score/mean"] + lam * length / settings.length_bound
-            row = {"large_length": length, "accuracy": accuracy}
-        rows[int(step)] = row
-    return rows
-
-
 def run_seed(seed: int, out: Path, settings: Settings, lambdas: tuple[float, ...], steps_left_out: float) -> dict:
     start = time.monotonic()
     world = world_paths(out / "world")
@@ -104,16 +101,15 @@ def run_seed(seed: int, out: Path, settings: Settings, lambdas: tuple[float, ...
     models = warm_models(world, out / "warm", seed)
 
     runs, curves = out / "runs", {}
-    duet_settings = ("duet.small_prompt_length=256",)  # m reads the question, its template and M's whole response
     for name, extra in DUET_RUNS.items():
         log(f"{LABELS[name]} ({settings.steps} steps)")
         raw = cached(runs / name / "curves.json", train_duet, world, models, runs / name, settings,
-                     extra=(*duet_settings, *extra))  # fmt: skip
-        curves[name] = curve_rows(name, raw, settings, 0.0)
+                     extra=(*DUET_OVERRIDES, *extra))  # fmt: skip
+        curves[name] = training_curve(raw, settings, lam=None)
     for name, lam in (("grpo", None), *((f"penalty_{lam}", lam) for lam in lambdas)):
         log(f"M alone, GRPO{'' if lam is None else f' + length penalty λ={lam}'} ({settings.steps} steps)")
         raw = cached(runs / name / "curves.json", train_large_alone, world, models, runs / name, settings, lam)
-        curves[name] = curve_rows(name, raw, settings, lam or 0.0)
+        curves[name] = training_curve(raw, settings, lam=lam or 0.0)
 
     log("evaluating on the held-out questions")
     lengths = {"large_max_tokens": settings.large_response, "small_max_tokens": settings.small_response}
@@ -201,14 +197,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", type=Path, default=Path("outputs/labour_world"))
-    parser.add_argument("--steps", type=int, default=SETTINGS.steps)
+    parser.add_argument("--steps", type=int, default=RL_SETTINGS.steps)
     parser.add_argument("--lambdas", type=float, nargs="+", default=list(LAMBDAS))
     parser.add_argument(
         "--steps-left-out", type=float, default=0.0,
         help="share of M's warm-start chains that end after the fact (0: M always writes the worked sum)",
     )  # fmt: skip
+    parser.add_argument(
+        "--race", action="store_true",
+        help="only the CI test's race (DUET and M alone at the same constant λ, shipped pair) per seed; print it",
+    )  # fmt: skip
     args = parser.parse_args()
-    settings = Settings(**{**asdict(SETTINGS), "steps": args.steps})
+    if args.race:
+        for seed in args.seeds:
+            start = time.monotonic()
+            result = race_result(race(args.out.absolute() / f"race_seed{seed}", seed))
+            print(json.dumps({"seed": seed, **result, "wall_s": round(time.monotonic() - start, 1)}), flush=True)
+        return
+    settings = Settings(**{**asdict(RL_SETTINGS), "steps": args.steps})
     lambdas = tuple(args.lambdas)
     out = args.out.absolute()
     for seed in args.seeds:

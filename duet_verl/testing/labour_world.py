@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from duet_verl.core import MATH_INSTRUCTION
+from duet_verl.testing.learning_world import Settings
 from duet_verl.testing.tiny import build_tokenizer
 from duet_verl.testing.warm_start import SFTRecipe
 from duet_verl.testing.world import (
@@ -57,6 +58,10 @@ WARM_START_RECIPES = {
     "large_direct": SFTRecipe("large", "large_direct_sft", epochs=8, lr=3e-3, max_length=MAX_LENGTH),
     "small": SFTRecipe("small", "small_sft", epochs=8, lr=3e-3, max_length=MAX_LENGTH),
 }
+# RL on this world (benchmarks/labour_world.py, the CPU main job): warm M writes ~80 tokens (fillers ~30, the fact
+# ~10, the worked sum ~30); the fact alone, which m can use, is ~23, hence B = 24.
+RL_SETTINGS = Settings(steps=30, large_response=160, small_response=64, length_bound=24.0, lambda_eta=0.05)
+DUET_OVERRIDES = ("duet.small_prompt_length=256",)  # m reads the question, its template and M's whole response
 
 
 @dataclass(frozen=True)

@@ -43,16 +43,24 @@ def log(message: str) -> None:
     print(f"[learning_world {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> str:
-    """Run a command, keep its output in ``log_path``; fail with the log's tail."""
+def run(command: list[str], log_path: Path, env: dict[str, str] | None = None, echo: bool = False) -> str:
+    """Run a command, keep its output (stdout and stderr) in ``log_path``, also printed as it comes with ``echo``;
+    fail with the log's tail."""
     start = time.monotonic()
-    result = subprocess.run(command, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True)
-    output = result.stdout + result.stderr
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    environment = {**os.environ, **(env or {})}
+    pipe = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    with subprocess.Popen(command, cwd=ROOT, env=environment, **pipe) as process:
+        for line in process.stdout:
+            lines.append(line)
+            if echo:
+                print(line, end="", flush=True)
+    output = "".join(lines)
     log_path.write_text(output)
-    if result.returncode != 0:
+    if process.returncode != 0:
         raise RuntimeError(
-            f"{' '.join(command[:3])} failed (exit {result.returncode}); log {log_path}:\n{output[-4000:]}"
+            f"{' '.join(command[:3])} failed (exit {process.returncode}); log {log_path}:\n{output[-4000:]}"
         )
     log(f"{log_path.parent.name}: done in {time.monotonic() - start:.0f} s")
     return output
@@ -89,9 +97,10 @@ def common_overrides(world: dict, models: dict, out: Path, settings: Settings) -
 
 
 def train_duet(
-    world: dict, models: dict, out: Path, settings: Settings, extra: tuple[str, ...] = ()
+    world: dict, models: dict, out: Path, settings: Settings, extra: tuple[str, ...] = (), echo: bool = False
 ) -> dict[int, dict[str, float]]:
-    """DUET from the warm-started models; ``extra`` hydra overrides go last (benchmarks vary one setting)."""
+    """DUET from the warm-started models; ``extra`` hydra overrides go last (benchmarks vary one setting);
+    ``echo`` prints the run's output as it comes."""
     overrides = [
         *common_overrides(world, models, out, settings),
         f"small_actor_rollout_ref.model.path={models['small']}",
@@ -108,8 +117,8 @@ def train_duet(
         f"duet.lambda_eta={settings.lambda_eta}",
         *extra,
     ]
-    output = run(["bash", recipe("run_duet_cpu_tiny.sh"), *overrides], out / "train.log", {"OUT_DIR": str(out)})
-    return parse_step_metrics(output)
+    command = ["bash", recipe("run_duet_cpu_tiny.sh"), *overrides]
+    return parse_step_metrics(run(command, out / "train.log", {"OUT_DIR": str(out)}, echo))
 
 
 def kl_as_duet() -> tuple[str, ...]:
@@ -142,6 +151,25 @@ def train_large_alone(
     overrides += extra
     output = run(["bash", recipe("run_grpo_cpu_tiny.sh"), *overrides], out / "train.log", {"OUT_DIR": str(out)})
     return parse_step_metrics(output)
+
+
+def training_curve(
+    curves: dict[int | str, dict[str, float]], settings: Settings, lam: float | None
+) -> dict[int, dict[str, float]]:
+    """One shape for any run's per-step metrics: M's mean response length and the training accuracy (DUET: m's
+    answers to M's signals, and λ; ``lam=None``). M alone's accuracy is its score plus the penalty it paid at
+    constant ``lam`` (``length_penalized_score``: score = correct − λ·L/B, linear in L, so batch means add up).
+    A step without training metrics (step 0: a validation before training) is left out."""
+    rows = {}
+    for step, values in curves.items():
+        if lam is None and "duet/lambda" in values:
+            rows[int(step)] = {"large_length": values["duet/large_response_length_mean"],
+                               "accuracy": values["duet/small_accuracy"], "lambda": values["duet/lambda"]}  # fmt: skip
+        elif lam is not None and "response_length/mean" in values:
+            length = values["response_length/mean"]
+            accuracy = values["critic/score/mean"] + lam * length / settings.length_bound
+            rows[int(step)] = {"large_length": length, "accuracy": accuracy}
+    return rows
 
 
 def evaluate(

@@ -37,7 +37,7 @@ from verl import DataProto
 from verl.protocol import pad_dataproto_to_divisor, unpad_dataproto
 from verl.single_controller.ray import RayClassWithInitArgs
 from verl.single_controller.ray.base import create_colocated_worker_cls
-from verl.trainer.ppo.metric_utils import compute_data_metrics
+from verl.trainer.ppo.metric_utils import compute_data_metrics, compute_timing_metrics
 from verl.trainer.ppo.ray_trainer import (
     RayPPOTrainer,
     Role,
@@ -320,6 +320,11 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
             metrics.update(self.large.update_actor(large_batch))
         for role, role_batch in ((self.large, large_batch), (self.small, small_batch)):
             data_metrics = compute_data_metrics(batch=role_batch, use_critic=False)
+            # verl's per-token timings, under verl's section names, from this model's own timers and tokens
+            sections = {"gen": f"gen_{role.name}", "ref": f"ref_{role.name}", "update_actor": f"update_{role.name}"}
+            timed = {section: timing[name] for section, name in sections.items() if name in timing}
+            per_token = compute_timing_metrics(batch=role_batch, timing_raw=timed)
+            data_metrics.update({key: value for key, value in per_token.items() if key.startswith("timing_per_token")})
             metrics.update({f"{role.name}/{key}": value for key, value in data_metrics.items()})
 
     def _rollout_small(self, large_batch: DataProto, signals, timing: dict) -> tuple[DataProto, DataProto | None]:

@@ -260,8 +260,8 @@ def test_one_step_follows_the_method(tiny_tokenizer, marginal, grouping, measure
         tiny_tokenizer, kl, marginal_utility=marginal, small_grouping=grouping, length_measure=measure,
         small_prompt_template=template, train_small=train_small,
     )  # fmt: skip
-    metrics: dict = {}
-    trainer._duet_step(batch_dict(), metrics, {})
+    metrics, timing = {}, {}
+    trainer._duet_step(batch_dict(), metrics, timing)
     large_calls = trainer.large.agent_loop.batches
     guided_rows = trainer.small.agent_loop.batches[0]
     large_batch = trainer.large.actor_rollout_wg.updates[0]  # rows reordered by verl's balancer: found by their ids
@@ -308,6 +308,14 @@ def test_one_step_follows_the_method(tiny_tokenizer, marginal, grouping, measure
     assert metrics["large/perf/mfu/actor_infer"] == metrics["small/perf/mfu/actor_infer"] == INFER_MFU
     assert metrics["large/perf/total_num_tokens"] == int(large_batch["attention_mask"].sum())
     assert metrics["small/perf/total_num_tokens"] > 0
+    # verl's per-token timings per model (ms): generation over response tokens, update over prompt + response
+    response_tokens = int(large_batch["response_mask"].sum())
+    assert metrics["large/timing_per_token_ms/gen"] == pytest.approx(timing["gen_large"] * 1000 / response_tokens)
+    assert metrics["large/timing_per_token_ms/update_actor"] == pytest.approx(
+        timing["update_large"] * 1000 / metrics["large/perf/total_num_tokens"]
+    )
+    assert ("large/timing_per_token_ms/ref" in metrics) == (kl != "none")
+    assert ("small/timing_per_token_ms/update_actor" in metrics) == train_small
     assert trainer.lambda_schedule.value == pytest.approx(min(max(0.5 + 0.01 * (lengths.mean() / 10 - 1), 0), 1))
 
     # --- GRPO advantages, as the update receives them: M per question; m per question or per signal

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from duet_verl.testing import frontier
+from duet_verl.testing.labour_world import RL_SETTINGS
+from duet_verl.testing.learning_world import training_curve
 
 spec = importlib.util.spec_from_file_location(
     "labour_benchmark", Path(__file__).parents[2] / "benchmarks/labour_world.py"
@@ -17,10 +19,9 @@ spec.loader.exec_module(bench)
 
 def test_curves_have_one_shape_and_m_alone_accuracy_is_score_plus_penalty():
     duet = {"3": {"duet/large_response_length_mean": 40.0, "duet/small_accuracy": 0.9, "duet/lambda": 0.2}}
-    assert bench.curve_rows("duet", duet, bench.SETTINGS, 0.0) == {3: {"large_length": 40.0, "accuracy": 0.9,
-                                                                      "lambda": 0.2}}  # fmt: skip
+    assert training_curve(duet, RL_SETTINGS, lam=None) == {3: {"large_length": 40.0, "accuracy": 0.9, "lambda": 0.2}}
     alone = {"1": {"response_length/mean": 48.0, "critic/score/mean": -0.25}}  # 0.75 correct, penalty 0.5 · 48 / 24
-    rows = bench.curve_rows("penalty_0.5", alone, bench.SETTINGS, 0.5)
+    rows = training_curve(alone, RL_SETTINGS, lam=0.5)
     assert rows[1]["accuracy"] == pytest.approx(0.75)
     assert rows[1]["large_length"] == 48.0 and "lambda" not in rows[1]
 

@@ -1,0 +1,161 @@
+"""The CPU main job: DUET from the division-of-labour world's warm-started pair, which ships with duet-verl.
+
+    bash recipes/run_duet_cpu_world.sh            (python -m duet_verl.testing.labour_pair --out DIR [overrides])
+
+The pair (``assets/labour_pair``, 5 MB) is M and m of ``benchmarks/labour_world.py --seeds 2 --steps-left-out 0.1``,
+warm-started with verl's SFT trainer on CPU (about 30 minutes to make): M writes fillers, the fact only it knows,
+usually the worked sum, and the answer; m works the sum from a fact in its signal. The world's questions are
+rebuilt here (deterministic, about 5 s) and checked against the pair's tokenizer. DUET then runs through
+``recipes/run_duet_cpu_tiny.sh`` with the real scorer and the adaptive λ (``labour_world.RL_SETTINGS``), validates
+on the 48 held-out questions before its first step and after its last, and ends with what moved: M's length, λ,
+m's training accuracy and the held-out accuracy.
+
+To remake the pair (after a change to the world's code, which ``prepare`` detects): run
+``python benchmarks/labour_world.py --seeds 2 --steps-left-out 0.1 --out DIR`` and copy ``DIR/seed2/warm/large``,
+``DIR/seed2/warm/small`` and ``DIR/seed2/world/facts.json`` here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+
+from duet_verl.testing.console import parse_step_metrics
+from duet_verl.testing.labour_world import DUET_OVERRIDES, RL_SETTINGS, build_labour_world, world_paths
+from duet_verl.testing.learning_world import (
+    HELDOUT,
+    WINDOW,
+    Settings,
+    direction,
+    log,
+    recipe,
+    run,
+    train_duet,
+    train_large_alone,
+    training_curve,
+)
+
+PAIR = Path(str(resources.files("duet_verl.testing").joinpath("assets/labour_pair")))
+PAIR_WORLD = {"seed": 2, "steps_left_out": 0.1}  # the world the pair was warm-started on
+HELDOUT_TOKENS = HELDOUT.replace("/acc", "/large_tokens")  # M's tokens per held-out question
+
+
+def prepare(out: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The pair's world (built once into ``out/world``) and the pair's model folders."""
+    world = world_paths(out / "world")
+    if world["facts"].is_file():
+        built = json.loads(world["facts"].read_text())
+        if {key: built.get(key) for key in PAIR_WORLD} != PAIR_WORLD:
+            raise SystemExit(f"{out / 'world'} holds another world ({built.get('seed')=}, "
+                             f"{built.get('steps_left_out')=}): pass another --out")  # fmt: skip
+    else:
+        build_labour_world(out / "world", **PAIR_WORLD)
+    models = {"large": PAIR / "large", "small": PAIR / "small"}
+    vocab = json.loads((world["tokenizer"] / "tokenizer.json").read_text())["model"]["vocab"]
+    same_tokens = all(
+        json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"] == vocab for folder in models.values()
+    )
+    same_facts = json.loads(world["facts"].read_text()) == json.loads((PAIR / "facts.json").read_text())
+    if not (same_tokens and same_facts):
+        differs = "facts.json" if same_tokens else "tokenizer.json"
+        raise RuntimeError(f"the rebuilt world ({out / 'world'}) differs from the one the shipped pair learnt "
+                           f"({PAIR}, {differs}): the world's code changed since the pair was made; "
+                           "rebuild the pair with benchmarks/labour_world.py")  # fmt: skip
+    return world, models
+
+
+def main_job(out: Path, settings: Settings = RL_SETTINGS, extra: tuple[str, ...] = (), echo: bool = True) -> dict:
+    """DUET on the shipped pair, validated on the held-out questions before training (step 0) and after."""
+    world, models = prepare(out)
+    validate = ("trainer.val_before_train=True", f"trainer.test_freq={settings.steps}", "data.val_batch_size=48")
+    return train_duet(world, models, out / "duet", settings, extra=(*DUET_OVERRIDES, *validate, *extra), echo=echo)
+
+
+def report(curves: dict[int, dict[str, float]], settings: Settings) -> str:
+    """What moved, first steps against last (``direction``'s windows), in a few lines."""
+    moved = direction(curves, settings)
+    steps = sorted(step for step in curves if step > 0)
+    first, last = steps[:WINDOW], steps[-WINDOW:]
+
+    def mean(key: str, window: list[int]) -> float:
+        return sum(curves[s][key] for s in window) / len(window)
+
+    length, accuracy = "duet/large_response_length_mean", "duet/small_accuracy"
+    return "\n".join([
+        f"DUET on the division-of-labour world, {len(steps)} steps (first {WINDOW} steps → last {WINDOW}):",
+        f"  M's response length  {mean(length, first):6.1f} → {mean(length, last):6.1f} tokens "
+        f"({moved['length_ratio']:.2f}×)",
+        f"  λ                    {curves[first[0]]['duet/lambda']:6.2f} → {curves[last[-1]]['duet/lambda']:6.2f}",
+        f"  m's accuracy         {mean(accuracy, first):6.2f} → {mean(accuracy, last):6.2f} (training, m's answers "
+        "to M's signals)",
+        f"  held-out accuracy    {moved['heldout_accuracy_before']:6.2f} → {moved['heldout_accuracy_after']:6.2f} "
+        f"({HELDOUT}: greedy M → greedy m, before the first step and after the last)",
+        f"  held-out M tokens    {curves[0][HELDOUT_TOKENS]:6.1f} → {curves[steps[-1]][HELDOUT_TOKENS]:6.1f}",
+    ])  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- the CI test's race
+# DUET's M and M alone, each with the length penalty at the same constant λ from the same pair, for as many steps.
+# λ = 1 is where DUET's adaptive λ ends (at its cap by step ~10); a constant λ gets there from the first step.
+RACE = replace(RL_SETTINGS, steps=14)
+RACE_LAMBDA = 1.0
+
+
+def race(out: Path, seed: int) -> dict[str, dict[int, dict[str, float]]]:
+    """DUET through the CPU main job's recipe and M alone through ``recipes/run_grpo_cpu_tiny.sh``, both at constant
+    λ = ``RACE_LAMBDA`` for ``RACE.steps`` steps, the data order from ``seed``; each run's logged metrics per step."""
+    constant = ("duet.lambda_schedule=constant", f"duet.lambda_init={RACE_LAMBDA}", f"data.seed={seed}")
+    env = {"STEPS": str(RACE.steps), "OUT_DIR": str(out / "duet")}
+    output = run(["bash", recipe("run_duet_cpu_world.sh"), *constant], out / "duet.log", env)
+    world, models = prepare(out / "duet")
+    alone = train_large_alone(world, models, out / "alone", RACE, lam=RACE_LAMBDA, extra=(f"data.seed={seed}",))
+    return {"duet": parse_step_metrics(output), "alone": alone}
+
+
+def race_result(metrics: dict[str, dict[int, dict[str, float]]]) -> dict[str, float]:
+    """Each run's M length and training accuracy over its last ``WINDOW`` steps, DUET's length relative to its
+    first steps, M tokens per correct answer (length / accuracy) of M alone relative to DUET's, and DUET's held-out
+    accuracy and M tokens before and after training."""
+    curves = {"duet": training_curve(metrics["duet"], RACE, lam=None),
+              "alone": training_curve(metrics["alone"], RACE, lam=RACE_LAMBDA)}  # fmt: skip
+    result = {}
+    for name, steps in curves.items():
+        last = sorted(steps)[-WINDOW:]
+        result[f"{name}_length"] = sum(steps[s]["large_length"] for s in last) / WINDOW
+        result[f"{name}_accuracy"] = sum(steps[s]["accuracy"] for s in last) / WINDOW
+    first = sum(curves["duet"][s]["large_length"] for s in sorted(curves["duet"])[:WINDOW]) / WINDOW
+    result["duet_length_ratio"] = result["duet_length"] / first
+
+    def per_correct(name: str) -> float:
+        return result[f"{name}_length"] / max(result[f"{name}_accuracy"], 1e-3)
+
+    result["alone_vs_duet_tokens_per_correct"] = per_correct("alone") / per_correct("duet")
+    duet, last_step = metrics["duet"], max(metrics["duet"])
+    for when, step in (("before", 0), ("after", last_step)):
+        result[f"heldout_accuracy_{when}"] = duet[step][HELDOUT]
+        result[f"heldout_large_tokens_{when}"] = duet[step][HELDOUT_TOKENS]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_out = Path(os.environ.get("TMPDIR", "/tmp")) / "duet_cpu_world"
+    parser.add_argument("--out", type=Path, default=default_out, help="the world, the run's log and checkpoints")
+    parser.add_argument("--steps", type=int, default=RL_SETTINGS.steps)
+    parser.add_argument("overrides", nargs="*", help="hydra overrides for the DUET run, e.g. duet.lambda_eta=0.1")
+    args = parser.parse_args()
+    settings = replace(RL_SETTINGS, steps=args.steps)
+    start = time.monotonic()
+    log(f"DUET from the shipped warm-started pair ({PAIR}), {settings.steps} steps; run folder {args.out.absolute()}")
+    curves = main_job(args.out.absolute(), settings, tuple(args.overrides))
+    print(report(curves, settings), flush=True)
+    log(f"done in {time.monotonic() - start:.0f} s; log {args.out.absolute() / 'duet' / 'train.log'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The CPU main job's shipped pair and its bookkeeping (no training): the rebuilt world matches the pair's
+tokenizer, another world in the run folder is refused, and the summary and race numbers come from the right steps."""
+
+import json
+
+import pytest
+
+from duet_verl.testing import labour_pair
+from duet_verl.testing.labour_pair import PAIR, PAIR_WORLD, prepare, race_result, report
+from duet_verl.testing.labour_world import build_labour_world, load_labour_world
+from duet_verl.testing.learning_world import HELDOUT
+
+
+def test_the_pair_ships_and_its_world_rebuilds_to_its_tokenizer(tmp_path):
+    world, models = prepare(tmp_path)
+    assert json.loads(world["facts"].read_text())["steps_left_out"] == PAIR_WORLD["steps_left_out"]
+    assert load_labour_world(tmp_path / "world").seed == PAIR_WORLD["seed"]
+    for name in ("large", "small"):
+        assert models[name] == PAIR / name
+        assert (models[name] / "model.safetensors").stat().st_size > 1_000_000
+        assert json.loads((models[name] / "config.json").read_text())["dtype"] == "float32"
+    assert prepare(tmp_path) == (world, models), "a second run reuses the built world"
+
+
+def test_another_world_in_the_run_folder_is_refused(tmp_path):
+    build_labour_world(tmp_path / "world", seed=0)
+    with pytest.raises(SystemExit, match="holds another world"):
+        prepare(tmp_path)
+
+
+def test_a_world_that_no_longer_matches_the_pair_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(labour_pair, "PAIR_WORLD", {"seed": 0, "steps_left_out": 0.1})
+    with pytest.raises(RuntimeError, match="differs from the one the shipped pair learnt"):
+        prepare(tmp_path)
+
+
+def duet_step(length: float, accuracy: float, lam: float) -> dict[str, float]:
+    return {"duet/large_response_length_mean": length, "duet/penalised_length_mean": length,
+            "duet/small_accuracy": accuracy, "duet/lambda": lam}  # fmt: skip
+
+
+def validation(accuracy: float, tokens: float) -> dict[str, float]:
+    return {HELDOUT: accuracy, labour_pair.HELDOUT_TOKENS: tokens}
+
+
+def test_report_and_race_read_first_and_last_steps():
+    steps = labour_pair.RACE.steps
+    duet = {0: validation(1.0, 75.0)}
+    for step in range(1, steps + 1):
+        duet[step] = duet_step(80.0 if step <= 4 else 30.0, 0.9, 1.0)
+    duet[steps] |= validation(0.98, 23.0)
+    alone = {s: {"response_length/mean": 40.0, "critic/score/mean": 0.5 - 40 / 24} for s in range(1, steps + 1)}
+    result = race_result({"duet": duet, "alone": alone})
+    assert result["duet_length_ratio"] == pytest.approx(30 / 80)
+    assert result["alone_accuracy"] == pytest.approx(0.5)
+    assert result["alone_vs_duet_tokens_per_correct"] == pytest.approx((40 / 0.5) / (30 / 0.9))
+    assert (result["heldout_accuracy_before"], result["heldout_large_tokens_after"]) == (1.0, 23.0)
+    text = report(duet, labour_pair.RACE)
+    assert "80.0 →   30.0 tokens (0.38×)" in text and "75.0 →   23.0" in text
