@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from duet_verl.core import GROUPINGS, LENGTH_MEASURES, MARGINAL_UTILITY_MODES, SCHEDULES, SMALL_QUESTIONS
 from duet_verl.train.checkpointing import DAMAGED_CHOICES
@@ -86,11 +86,19 @@ def validate(config: DictConfig, duet: DuetConfig) -> None:
             f"{block}.model.lora.merge=True (the adapter is merged into the weights it receives)",
             problems,
         )
+    profiler = config.global_profiler
     _require(
-        not config.global_profiler.get("steps"),
-        f"global_profiler.steps={config.global_profiler.steps}: the DUET trainer opens no profiler window (both "
-        "models' workers share one process per GPU, and verl's torch profiler allows one window per process); "
-        "profile a step with a tool outside the trainer, e.g. nsys on the worker processes",
+        not profiler.get("steps")
+        or profiler.get("tool") != "nsys"
+        or OmegaConf.select(profiler, "global_tool_config.nsys.worker_nsight_options") is not None,
+        "global_profiler.tool=nsys with global_profiler.steps: set global_profiler.global_tool_config.nsys."
+        "worker_nsight_options (verl's nsys options for the worker processes)",
+        problems,
+    )
+    _require(
+        not profiler.get("steps") or config.actor_rollout_ref.actor.profiler.get("enable", False),
+        f"global_profiler.steps={profiler.steps}: M's workers open the profiler window (it records both models, "
+        "which share their processes); set actor_rollout_ref.actor.profiler.enable=True",
         problems,
     )
     _check_rollout_engines(config, problems)

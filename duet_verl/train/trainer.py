@@ -168,6 +168,7 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
             resource_pool=pool,
             ray_cls_with_init=create_colocated_worker_cls(class_dict=class_dict),
             device_name=self.device_name,
+            **self._profiler_worker_kwargs(),
         )
         worker_groups = fused.spawn(prefix_set=class_dict.keys())
         for role in (self.large, self.small):
@@ -466,8 +467,14 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
                 metrics: dict[str, Any] = {"training/global_step": self.global_steps, "training/epoch": epoch}
                 timing: dict[str, float] = {}
                 is_last_step = self.global_steps >= self.total_training_steps
+                opens, closes = self._profile_window(self.global_steps)
                 with marked_timer("step", timing):
+                    if opens:
+                        self.large.actor_rollout_wg.start_profile(role="train", profile_step=self.global_steps)
                     self._duet_step(batch_dict, metrics, timing)
+                    if closes:
+                        last = self.global_steps == max(self.config.global_profiler.steps)
+                        self.large.actor_rollout_wg.stop_profile(run_command=last)
                 # A stop signal: save now whatever save_freq says, and skip validation (the grace period is short)
                 stop = None if is_last_step else self._stop_reason()
                 if stop:
@@ -494,6 +501,31 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
                     return COMPLETED
         progress.close()
         return COMPLETED
+
+    # ------------------------------------------------------------------ profiler
+    # verl's profiler window (global_profiler.steps), opened on M's workers only: both models' workers share one
+    # process per GPU and a torch profiler is process-wide (one window per process), so M's window records m's
+    # log-probs and update as well; m's own profiler config, when enabled, only labels its stages in that window.
+    def _profiler_worker_kwargs(self) -> dict:
+        """What verl's ``init_workers`` passes its worker groups for a profiled run (nsys wraps the workers)."""
+        profiler = self.config.global_profiler
+        if not profiler.get("steps"):
+            return {}
+        kwargs = {"profile_steps": list(profiler.steps)}
+        if profiler.get("tool") == "nsys":
+            nsys = profiler.global_tool_config.nsys
+            kwargs["worker_nsight_options"] = OmegaConf.to_container(nsys.worker_nsight_options)
+        return kwargs
+
+    def _profile_window(self, step: int) -> tuple[bool, bool]:
+        """Whether ``step`` opens and closes a profiler window: one per profiled step, or one per run of consecutive
+        profiled steps with ``global_profiler.profile_continuous_steps``, as verl's ``fit`` does."""
+        steps = set(self.config.global_profiler.get("steps") or ())
+        if step not in steps:
+            return False, False
+        if not self.config.global_profiler.get("profile_continuous_steps", False):
+            return True, True
+        return step - 1 not in steps, step + 1 not in steps
 
     def _stop_reason(self) -> str | None:
         """The signal the driver was stopped with, if any (one small Ray call per step)."""

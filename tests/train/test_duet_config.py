@@ -74,6 +74,17 @@ def test_invalid_combinations_fail_naming_the_key(override, named_key):
         validate(config, DuetConfig.from_config(config))
 
 
+def test_a_profiled_run_validates_once_m_workers_profile():
+    config = compose_duet("global_profiler.steps=[2]", "global_profiler.tool=torch",
+                          "actor_rollout_ref.actor.profiler.enable=True")  # fmt: skip
+    validate(config, DuetConfig.from_config(config))
+    config = compose_duet("global_profiler.steps=[2]", "global_profiler.tool=nsys",
+                          "actor_rollout_ref.actor.profiler.enable=True",
+                          "global_profiler.global_tool_config.nsys.worker_nsight_options=null")  # fmt: skip
+    with pytest.raises(DuetConfigError, match="worker_nsight_options"):
+        validate(config, DuetConfig.from_config(config))
+
+
 def test_unknown_duet_key_is_rejected():
     config = compose_duet("+duet.m_flag=true")
     with pytest.raises(DuetConfigError, match="m_flag"):

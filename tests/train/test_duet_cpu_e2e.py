@@ -46,6 +46,12 @@ SAVE_HF = [
 ]
 
 
+# verl's torch profiler on step 2, opened on M's workers (rank 0 by default)
+PROFILE_STEP_2 = [
+    "global_profiler.tool=torch", "global_profiler.steps=[2]", "actor_rollout_ref.actor.profiler.enable=True",
+]  # fmt: skip
+
+
 def duet_command(tiny_dir: Path, out_dir: Path, *overrides: str) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "TINY_DIR": str(tiny_dir), "OUT_DIR": str(out_dir)}
     return ["bash", str(RECIPE), *overrides], env
@@ -78,8 +84,9 @@ def main_run(tiny_dir, tmp_path_factory, record_wall_time):
     rc, output, seconds = run_duet(
         tiny_dir, out, "trainer.save_freq=2", "trainer.max_actor_ckpt_to_keep=1",
         f"trainer.rollout_data_dir={out}/samples", f"trainer.validation_data_dir={out}/validation", *SAVE_HF,
+        *PROFILE_STEP_2, f"global_profiler.save_path={out}/profile",
     )  # fmt: skip
-    record_wall_time("DUET 3 steps + validation + 2 checkpoints (CPU)", seconds)
+    record_wall_time("DUET 3 steps + validation + 2 checkpoints + a profiled step (CPU)", seconds)
     assert rc == 0, output[-8000:]
     return out, output, parse_step_metrics(output)
 
@@ -96,6 +103,30 @@ def test_three_steps_with_duet_metrics(main_run):
         assert np.isfinite(values["large/actor/pg_loss"]) and np.isfinite(values["small/actor/pg_loss"])
     assert any(key.startswith("val-duet/tiny_math/acc") for key in metrics[3])
     assert "val-duet/tiny_math/intelligence_per_1k_tokens" in metrics[3]
+
+
+def test_verl_timing_per_token_for_each_model(main_run):
+    _, _, metrics = main_run
+    for values in metrics.values():
+        for model in ("large", "small"):
+            for section in ("gen", "update_actor"):
+                assert values[f"{model}/timing_per_token_ms/{section}"] > 0, (model, section)
+        assert values["large/timing_per_token_ms/ref"] > 0
+
+
+def test_the_profiled_step_records_both_models(main_run):
+    """One torch trace, of step 2 on rank 0. Both models train in the processes M's window covers: M's 4 layers
+    run forward in it, and m's 2 layers (the first two names of both models) run more often than M's last two."""
+    import gzip
+    from collections import Counter
+
+    out, _, _ = main_run
+    traces = sorted((out / "profile").glob("*.json.gz"))
+    assert [t.name.split("_pid")[0] for t in traces] == ["actor-rollout-ref_train_step2_rank0-of-2"]
+    events = json.loads(gzip.open(traces[0]).read())["traceEvents"]
+    forwards = Counter(str(e.get("name")) for e in events)
+    layer = [forwards[f"FSDP::pre_forward (model.layers.{i})"] for i in range(4)]
+    assert layer[3] > 0 and layer[0] > layer[3], layer
 
 
 def test_only_one_rollout_engine_awake_at_a_time(main_run):

@@ -56,7 +56,7 @@ def bare_trainer(steps: int, save_freq: int, test_freq: int, signal_during: int 
         "n_gpus_per_node": 2, "nnodes": 1,
     }  # fmt: skip
     duet = DuetTrainer.__new__(DuetTrainer)
-    duet.config = OmegaConf.create({"trainer": trainer_config})
+    duet.config = OmegaConf.create({"trainer": trainer_config, "global_profiler": {"steps": None}})
     duet.total_training_steps = steps
     duet.train_dataloader = [{"batch": i} for i in range(steps)]
     duet.events = []
@@ -117,3 +117,32 @@ def test_each_step_logs_verl_throughput_for_both_models(capsys):
     assert seconds == logged["timing_s/step"] > 0
     assert logged["large/perf/throughput"] == pytest.approx(3000 / (seconds * 2), rel=1e-3)
     assert logged["perf/throughput"] == pytest.approx(4000 / (seconds * 2), rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("continuous", "windows"),
+    [(False, [("start", 2), ("stop", 2), ("start", 3), ("stop", 3), ("start", 5), ("stop", 5)]),
+     (True, [("start", 2), ("stop", 3), ("start", 5), ("stop", 5)])],
+)  # fmt: skip
+def test_profiled_steps_open_windows_on_m_workers_around_the_step(continuous, windows):
+    """verl's profiler window, on M's workers only (their processes hold m's workers too): one per profiled step,
+    or one per run of consecutive steps; the finish command runs after the last."""
+    duet = bare_trainer(steps=6, save_freq=-1, test_freq=-1, signal_during=None)
+    duet.config.global_profiler = {"steps": [2, 3, 5], "profile_continuous_steps": continuous}
+    run_commands = []
+
+    def start_profile(role, profile_step):
+        assert role == "train"
+        duet.events.append(("start", profile_step))
+
+    def stop_profile(run_command):
+        duet.events.append(("stop", duet.global_steps))
+        run_commands.append(run_command)
+
+    workers = SimpleNamespace(start_profile=start_profile, stop_profile=stop_profile)
+    duet.large = SimpleNamespace(actor_rollout_wg=workers)
+    assert duet.fit() == COMPLETED
+    assert [event for event in duet.events if event[0] in ("start", "stop")] == windows
+    assert run_commands == [False] * (len(windows) // 2 - 1) + [True]
+    order = {event: i for i, event in enumerate(duet.events)}
+    assert order[("start", 2)] < order[("step", 2)] < order[windows[1]], "the window holds the whole step"
