@@ -5,10 +5,10 @@
 The pair (``assets/labour_pair``, 5 MB) is M and m of ``benchmarks/labour_world.py --seeds 2 --steps-left-out 0.1``,
 warm-started with verl's SFT trainer on CPU (about 30 minutes to make): M writes fillers, the fact only it knows,
 usually the worked sum, and the answer; m works the sum from a fact in its signal. The world's questions are
-rebuilt here (deterministic, about 5 s) and checked against the pair's tokenizer. DUET then runs through
-``recipes/run_duet_cpu_tiny.sh`` with the real scorer and the adaptive λ (``labour_world.RL_SETTINGS``), validates
-on the 48 held-out questions before its first step and after its last, and ends with what moved: M's length, λ,
-m's training accuracy and the held-out accuracy.
+rebuilt here (deterministic, about 5 s) and checked against the facts and tokenizer the pair learnt. DUET then runs
+through ``recipes/run_duet_cpu_tiny.sh`` with the real scorer and the adaptive λ (``labour_world.RL_SETTINGS``),
+validates on the 48 held-out questions before its first step and after its last, and ends with what moved: M's
+length, λ, m's training accuracy, the held-out accuracy and M's held-out tokens.
 
 To remake the pair (after a change to the world's code, which ``prepare`` detects): run
 ``python benchmarks/labour_world.py --seeds 2 --steps-left-out 0.1 --out DIR`` and copy ``DIR/seed2/warm/large``,
@@ -149,10 +149,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=RL_SETTINGS.steps)
     parser.add_argument("overrides", nargs="*", help="hydra overrides for the DUET run, e.g. duet.lambda_eta=0.1")
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error(f"--steps {args.steps}: train at least one step")
     settings = replace(RL_SETTINGS, steps=args.steps)
     start = time.monotonic()
     log(f"DUET from the shipped warm-started pair ({PAIR}), {settings.steps} steps; run folder {args.out.absolute()}")
-    curves = main_job(args.out.absolute(), settings, tuple(args.overrides))
+    try:
+        curves = main_job(args.out.absolute(), settings, tuple(args.overrides))
+    except RuntimeError as error:  # the run's output is already on the console: name the failure and the log only
+        raise SystemExit(f"[labour_pair] {str(error).splitlines()[0]}") from None
     print(report(curves, settings), flush=True)
     log(f"done in {time.monotonic() - start:.0f} s; log {args.out.absolute() / 'duet' / 'train.log'}")
 
