@@ -38,6 +38,7 @@ from duet_verl.testing.learning_world import (
     train_duet,
     train_large_alone,
     training_curve,
+    window_means,
 )
 
 PAIR = Path(str(resources.files("duet_verl.testing").joinpath("assets/labour_pair")))
@@ -80,19 +81,13 @@ def report(curves: dict[int, dict[str, float]], settings: Settings) -> str:
     """What moved, first steps against last (``direction``'s windows), in a few lines."""
     moved = direction(curves, settings)
     steps = sorted(step for step in curves if step > 0)
-    first, last = steps[:WINDOW], steps[-WINDOW:]
-
-    def mean(key: str, window: list[int]) -> float:
-        return sum(curves[s][key] for s in window) / len(window)
-
-    length, accuracy = "duet/large_response_length_mean", "duet/small_accuracy"
+    length = window_means(curves, "duet/large_response_length_mean")
+    accuracy = window_means(curves, "duet/small_accuracy")
     return "\n".join([
         f"DUET on the division-of-labour world, {len(steps)} steps (first {WINDOW} steps → last {WINDOW}):",
-        f"  M's response length  {mean(length, first):6.1f} → {mean(length, last):6.1f} tokens "
-        f"({moved['length_ratio']:.2f}×)",
-        f"  λ                    {curves[first[0]]['duet/lambda']:6.2f} → {curves[last[-1]]['duet/lambda']:6.2f}",
-        f"  m's accuracy         {mean(accuracy, first):6.2f} → {mean(accuracy, last):6.2f} (training, m's answers "
-        "to M's signals)",
+        f"  M's response length  {length[0]:6.1f} → {length[1]:6.1f} tokens ({moved['length_ratio']:.2f}×)",
+        f"  λ                    {curves[steps[0]]['duet/lambda']:6.2f} → {curves[steps[-1]]['duet/lambda']:6.2f}",
+        f"  m's accuracy         {accuracy[0]:6.2f} → {accuracy[1]:6.2f} (training, m's answers to M's signals)",
         f"  held-out accuracy    {moved['heldout_accuracy_before']:6.2f} → {moved['heldout_accuracy_after']:6.2f} "
         f"({HELDOUT}: greedy M → greedy m, before the first step and after the last)",
         f"  held-out M tokens    {curves[0][HELDOUT_TOKENS]:6.1f} → {curves[steps[-1]][HELDOUT_TOKENS]:6.1f}",
@@ -125,11 +120,9 @@ def race_result(metrics: dict[str, dict[int, dict[str, float]]]) -> dict[str, fl
               "alone": training_curve(metrics["alone"], RACE, lam=RACE_LAMBDA)}  # fmt: skip
     result = {}
     for name, steps in curves.items():
-        last = sorted(steps)[-WINDOW:]
-        result[f"{name}_length"] = sum(steps[s]["large_length"] for s in last) / WINDOW
-        result[f"{name}_accuracy"] = sum(steps[s]["accuracy"] for s in last) / WINDOW
-    first = sum(curves["duet"][s]["large_length"] for s in sorted(curves["duet"])[:WINDOW]) / WINDOW
-    result["duet_length_ratio"] = result["duet_length"] / first
+        result[f"{name}_length"] = window_means(steps, "large_length")[1]
+        result[f"{name}_accuracy"] = window_means(steps, "accuracy")[1]
+    result["duet_length_ratio"] = result["duet_length"] / window_means(curves["duet"], "large_length")[0]
 
     def per_correct(name: str) -> float:
         return result[f"{name}_length"] / max(result[f"{name}_accuracy"], 1e-3)

@@ -284,24 +284,30 @@ def quick_duet(out: Path, seed: int) -> dict[int, dict[str, float]]:
     return train_duet(world, models, out / "duet", QUICK, extra=validate)
 
 
+def window_means(curves: dict[int, dict[str, float]], key: str) -> tuple[float, float]:
+    """``key``'s mean over the first ``WINDOW`` training steps and over the last (step 0, a validation before
+    training, is not one)."""
+    steps = sorted(step for step in curves if step > 0)
+    first, last = steps[:WINDOW], steps[-WINDOW:]
+    return tuple(sum(curves[s][key] for s in window) / len(window) for window in (first, last))
+
+
 def direction(curves: dict[int, dict[str, float]], settings: Settings) -> dict[str, float]:
     """What the CI test asserts: M's length and guided m's accuracy over the last training steps relative to the
     first, the held-out accuracy (greedy, validation) before and after training, and the largest gap between the
     logged λ and the adaptive rule replayed from the logged lengths."""
     steps = sorted(step for step in curves if step > 0)  # step 0: the validation before training
-    first, last = steps[:WINDOW], steps[-WINDOW:]
-
-    def mean(key: str, window: list[int]) -> float:
-        return sum(curves[s][key] for s in window) / len(window)
-
+    (length_first, length_last), (accuracy_first, accuracy_last) = (
+        window_means(curves, key) for key in ("duet/large_response_length_mean", "duet/small_accuracy")
+    )
     lam, gap = 0.0, 0.0  # duet.lambda_init
     for step in steps:
         gap = max(gap, abs(curves[step]["duet/lambda"] - lam))
         lam += settings.lambda_eta * (curves[step]["duet/penalised_length_mean"] / settings.length_bound - 1)
         lam = min(max(lam, 0.0), 1.0)
     return {
-        "length_ratio": mean("duet/large_response_length_mean", last) / mean("duet/large_response_length_mean", first),
-        "accuracy_ratio": mean("duet/small_accuracy", last) / mean("duet/small_accuracy", first),
+        "length_ratio": length_last / length_first,
+        "accuracy_ratio": accuracy_last / accuracy_first,
         "heldout_accuracy_before": curves[0][HELDOUT],
         "heldout_accuracy_after": curves[steps[-1]][HELDOUT],
         "lambda_rule_gap": gap,
