@@ -60,7 +60,8 @@ def run(command: list[str], log_path: Path, env: dict[str, str] | None = None, e
     log_path.write_text(output)
     if process.returncode != 0:
         raise RuntimeError(
-            f"{' '.join(command[:3])} failed (exit {process.returncode}); log {log_path}:\n{output[-4000:]}"
+            f"{log_path.parent.name} ({' '.join(command[:2])}) failed (exit {process.returncode}); log {log_path}:\n"
+            f"{output[-4000:]}"
         )
     log(f"{log_path.parent.name}: done in {time.monotonic() - start:.0f} s")
     return output

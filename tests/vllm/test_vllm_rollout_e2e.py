@@ -4,9 +4,9 @@ The GPU recipes' path, run with the tiny models: ``recipes/run_duet_cpu_tiny.sh`
 ``CPU_ROLLOUT=vllm``, each model on its own vLLM servers, weights synced through verl's checkpoint engine
 (the ``naive`` engine; shared memory, as the CPU platform has no CUDA IPC). DUET runs the paper's reward path
 (rows from ``data_prep``, the DUET scorer) for 2 steps, and one step with weight sync switched off. Checkpoint and
-resume on vLLM run in the GPU recipe's own shape (``test_vllm_gpu_shape.py``), not again here. vLLM's CPU worker ignores sleep and wake-up ("sleep mode is not supported
-on CPU"), so what is checked is that the trainer issues them in order; the memory they free is a GPU matter
-(``tests/gpu/smoke_duet_vllm.sh``).
+resume on vLLM run in the GPU recipe's own shape (``test_vllm_gpu_shape.py``), not again here. vLLM's CPU worker
+ignores sleep and wake-up ("sleep mode is not supported on CPU"), so what is checked is that the trainer issues them
+in order; the memory they free is a GPU matter (``tests/gpu/smoke_duet_vllm.sh``).
 """
 
 from __future__ import annotations

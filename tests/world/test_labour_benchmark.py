@@ -44,3 +44,12 @@ def test_tables_report_every_seed_and_its_verdict():
     table = bench.across_seeds([met, missed])
     assert "| DUET: trained M → trained m | 99.0%, 25.0, 28.4 | 99.0%, 60.0, 63.4 |" in table
     assert "seed 0 met, seed 1 not met" in table
+
+
+def test_a_failed_run_is_named_with_its_log(tmp_path):
+    from duet_verl.testing.learning_world import run
+
+    log_path = tmp_path / "penalty_0.5" / "train.log"
+    with pytest.raises(RuntimeError, match=r"^penalty_0\.5 \(bash -c\) failed \(exit 3\); log .*train\.log:\nboom"):
+        run(["bash", "-c", "echo boom; exit 3"], log_path)
+    assert log_path.read_text() == "boom\n"
