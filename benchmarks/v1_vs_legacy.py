@@ -17,20 +17,13 @@ import json
 import time
 from pathlib import Path
 
-from duet_verl.testing.learning_world import Settings, evaluate, last_hf, log, train_large_alone
+from duet_verl.testing.learning_world import Settings, evaluate, last_hf, log, train_large_alone, window_means
 from duet_verl.testing.warm_start import warm_start
 from duet_verl.testing.world import build_world
 
 # KL in M's loss, as the GRPO recipe places it (this comparison predates the benchmarks' KL-in-reward footing)
 KL_IN_LOSS = ("algorithm.use_kl_in_reward=False", "actor_rollout_ref.actor.use_kl_loss=True")
 TRAINERS = {"V1 (main_ppo default)": "trainer.use_v1=true", "legacy RayPPOTrainer (DUET's)": "trainer.use_v1=false"}
-WINDOW = 4
-
-
-def window_means(curves: dict[int, dict[str, float]], key: str) -> tuple[float, float]:
-    steps = sorted(curves)
-    mean = lambda window: sum(curves[s][key] for s in window) / len(window)  # noqa: E731
-    return mean(steps[:WINDOW]), mean(steps[-WINDOW:])
 
 
 def main() -> None:

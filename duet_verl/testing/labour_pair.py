@@ -29,7 +29,6 @@ from duet_verl.testing.console import parse_step_metrics
 from duet_verl.testing.labour_world import DUET_OVERRIDES, RL_SETTINGS, build_labour_world, world_paths
 from duet_verl.testing.learning_world import (
     HELDOUT,
-    WINDOW,
     Settings,
     direction,
     log,
@@ -39,6 +38,7 @@ from duet_verl.testing.learning_world import (
     train_large_alone,
     training_curve,
     window_means,
+    window_size,
 )
 
 PAIR = Path(str(resources.files("duet_verl.testing").joinpath("assets/labour_pair")))
@@ -83,8 +83,9 @@ def report(curves: dict[int, dict[str, float]], settings: Settings) -> str:
     steps = sorted(step for step in curves if step > 0)
     length = window_means(curves, "duet/large_response_length_mean")
     accuracy = window_means(curves, "duet/small_accuracy")
+    size = f"{window_size(len(steps))} step" + ("s" if window_size(len(steps)) > 1 else "")
     return "\n".join([
-        f"DUET on the division-of-labour world, {len(steps)} steps (first {WINDOW} steps → last {WINDOW}):",
+        f"DUET on the division-of-labour world, {len(steps)} steps (first {size} → last {size}):",
         f"  M's response length  {length[0]:6.1f} → {length[1]:6.1f} tokens ({moved['length_ratio']:.2f}×)",
         f"  λ                    {curves[steps[0]]['duet/lambda']:6.2f} → {curves[steps[-1]]['duet/lambda']:6.2f}",
         f"  m's accuracy         {accuracy[0]:6.2f} → {accuracy[1]:6.2f} (training, m's answers to M's signals)",
@@ -113,7 +114,7 @@ def race(out: Path, seed: int) -> dict[str, dict[int, dict[str, float]]]:
 
 
 def race_result(metrics: dict[str, dict[int, dict[str, float]]]) -> dict[str, float]:
-    """Each run's M length and training accuracy over its last ``WINDOW`` steps, DUET's length relative to its
+    """Each run's M length and training accuracy over its last ``window_size`` steps, DUET's length relative to its
     first steps, M tokens per correct answer (length / accuracy) of M alone relative to DUET's, and DUET's held-out
     accuracy and M tokens before and after training."""
     curves = {"duet": training_curve(metrics["duet"], RACE, lam=None),

@@ -285,11 +285,18 @@ def quick_duet(out: Path, seed: int) -> dict[int, dict[str, float]]:
     return train_duet(world, models, out / "duet", QUICK, extra=validate)
 
 
+def window_size(steps: int) -> int:
+    """Steps averaged at each end of a run of ``steps`` training steps: ``WINDOW``, fewer where the ends would
+    overlap (a short run: first half against second)."""
+    return max(1, min(WINDOW, steps // 2))
+
+
 def window_means(curves: dict[int, dict[str, float]], key: str) -> tuple[float, float]:
-    """``key``'s mean over the first ``WINDOW`` training steps and over the last (step 0, a validation before
+    """``key``'s mean over the first ``window_size`` training steps and over the last (step 0, a validation before
     training, is not one)."""
     steps = sorted(step for step in curves if step > 0)
-    first, last = steps[:WINDOW], steps[-WINDOW:]
+    size = window_size(len(steps))
+    first, last = steps[:size], steps[-size:]
     return tuple(sum(curves[s][key] for s in window) / len(window) for window in (first, last))
 
 

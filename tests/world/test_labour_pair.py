@@ -57,3 +57,11 @@ def test_report_and_race_read_first_and_last_steps():
     assert (result["heldout_accuracy_before"], result["heldout_large_tokens_after"]) == (1.0, 23.0)
     text = report(duet, labour_pair.RACE)
     assert "80.0 →   30.0 tokens (0.38×)" in text and "75.0 →   23.0" in text
+    assert "14 steps (first 4 steps → last 4 steps)" in text
+
+
+def test_a_short_run_reports_halves_not_overlapping_windows():
+    duet = {0: validation(1.0, 75.0), 1: duet_step(80.0, 0.9, 0.0), 2: duet_step(60.0, 0.8, 0.1)}
+    duet[2] |= validation(1.0, 70.0)
+    text = report(duet, labour_pair.RACE)
+    assert "2 steps (first 1 step → last 1 step)" in text and "80.0 →   60.0 tokens (0.75×)" in text
