@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -208,12 +207,11 @@ def command(recipe: str, rollout: str, places: dict[str, str], out: Path, *extra
     return ["bash", str(RECIPES / recipe), *overrides(rollout, blocks, recipes), *extra], env
 
 
-def recipe_default(name: str) -> float:
-    """The default of a numeric knob of the GPU recipes (``NAME=${NAME:-value}`` in ``recipes/common_gpu.sh``)."""
-    found = re.search(rf"^{name}=\$\{{{name}:-([0-9.eE+-]+)\}}", (RECIPES / "common_gpu.sh").read_text(), re.M)
-    if not found:
-        raise ValueError(f"recipes/common_gpu.sh sets no numeric default for {name}")
-    return float(found.group(1))
+def printed_overrides(recipe: str, rollout: str, places: dict[str, str], out: Path, *extra: str) -> dict[str, str]:
+    """The hydra overrides ``run_recipe`` gives the trainer, by key (the recipe's ``DRY_RUN=1`` listing)."""
+    argv, env = command(recipe, rollout, places, out, *extra)
+    proc = subprocess.run(argv, env={**env, "DRY_RUN": "1"}, capture_output=True, text=True, timeout=60, check=True)
+    return dict(line.split("=", 1) for line in proc.stdout.splitlines())
 
 
 def run_recipe(recipe: str, rollout: str, places: dict[str, str], out: Path, *extra: str) -> str:
@@ -225,8 +223,8 @@ def run_recipe(recipe: str, rollout: str, places: dict[str, str], out: Path, *ex
     return output
 
 
-def check_duet_runs(out: Path, first: str, resumed: str, prepared: Path) -> None:
-    """What a DUET recipe run in this shape (2 steps, then resumed for a third) must show."""
+def check_duet_runs(out: Path, first: str, resumed: str, rollout: str, places: dict[str, str]) -> None:
+    """What ``run_duet_qwen3.sh`` run in this shape on ``rollout`` (2 steps, then resumed for a third) must show."""
     import pandas as pd
 
     from duet_verl.core import MATH_INSTRUCTION, LambdaSchedule
@@ -244,6 +242,7 @@ def check_duet_runs(out: Path, first: str, resumed: str, prepared: Path) -> None
     assert len(set(questions)) == len(questions), "a padding row reached the validation results"
     assert {source for source, _ in questions} == {"math500", "aime24"}
     assert len(questions) % AGENT_WORKERS != 0, f"{len(questions)} rows split evenly: the padding went untested"
+    prepared = Path(places["<prepared>"])
     available = sum(len(pd.read_parquet(prepared / name / "test.parquet")) for name in ("math500", "aime24"))
     assert len(questions) <= available
     assert all(q.endswith(MATH_INSTRUCTION) for _, q in questions), "m reads the question as prompted"
@@ -252,8 +251,9 @@ def check_duet_runs(out: Path, first: str, resumed: str, prepared: Path) -> None
     assert f"removed old checkpoint {checkpoints / 'global_step_1'}" in first
     assert f"resumed from {checkpoints / 'global_step_2'} at step 2" in resumed
     # λ comes back from the checkpoint: the resumed step 3 runs with the value the first run's steps moved it to
-    length_bound = float(environment("hf", {})["LENGTH_BOUND"])
-    schedule = LambdaSchedule("adaptive", recipe_default("LAMBDA_INIT"), recipe_default("LAMBDA_ETA"), length_bound)
+    duet = printed_overrides("run_duet_qwen3.sh", rollout, places, out)
+    schedule = LambdaSchedule(duet["duet.lambda_schedule"], *(float(duet[f"duet.{key}"]) for key in
+                              ("lambda_init", "lambda_eta", "length_bound")))  # fmt: skip
     for step in (1, 2):
         assert math.isclose(first_metrics[step]["duet/lambda"], schedule.value, abs_tol=1e-9), f"λ at step {step}"
         schedule.update(first_metrics[step]["duet/penalised_length_mean"])

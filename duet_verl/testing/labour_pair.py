@@ -83,7 +83,8 @@ def report(curves: dict[int, dict[str, float]], settings: Settings) -> str:
     steps = sorted(step for step in curves if step > 0)
     length = window_means(curves, "duet/large_response_length_mean")
     accuracy = window_means(curves, "duet/small_accuracy")
-    size = f"{window_size(len(steps))} step" + ("s" if window_size(len(steps)) > 1 else "")
+    ends = window_size(len(steps))
+    size = f"{ends} step" + ("s" if ends > 1 else "")
     return "\n".join([
         f"DUET on the division-of-labour world, {len(steps)} steps (first {size} → last {size}):",
         f"  M's response length  {length[0]:6.1f} → {length[1]:6.1f} tokens ({moved['length_ratio']:.2f}×)",

@@ -38,7 +38,7 @@ def duet_runs(gpu_shape_places, tmp_path_factory, record_wall_time):
 
 
 def test_the_duet_recipe_trains_validates_saves_and_resumes_in_its_gpu_shape(duet_runs, gpu_shape_places):
-    check_duet_runs(*duet_runs, Path(gpu_shape_places["<prepared>"]))
+    check_duet_runs(*duet_runs, "hf", gpu_shape_places)
 
 
 def test_the_grpo_baseline_recipe_runs_in_its_gpu_shape(gpu_shape_places, tmp_path, record_wall_time):
