@@ -23,6 +23,7 @@ already in DIR are reused, so an interrupted benchmark resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from dataclasses import asdict
@@ -193,6 +194,11 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def unused_folder(out: Path, name: str) -> Path:
+    """The first ``out/name_N`` (N = 0, 1, ...) not there yet: a new run never resumes an earlier one's checkpoint."""
+    return next(out / f"{name}_{n}" for n in itertools.count() if not (out / f"{name}_{n}").exists())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -205,13 +211,14 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--race", action="store_true",
-        help="only the CI test's race (DUET and M alone at the same constant λ, shipped pair) per seed; print it",
+        help="only the CI test's race (DUET and M alone at the same constant λ, shipped pair) per seed; print it. "
+        "A seed may repeat (the runs are not bit-reproducible): each run gets its own folder",
     )  # fmt: skip
     args = parser.parse_args()
     if args.race:
         for seed in args.seeds:
             start = time.monotonic()
-            result = race_result(race(args.out.absolute() / f"race_seed{seed}", seed))
+            result = race_result(race(unused_folder(args.out.absolute(), f"race_seed{seed}"), seed))
             print(json.dumps({"seed": seed, **result, "wall_s": round(time.monotonic() - start, 1)}), flush=True)
         return
     settings = Settings(**{**asdict(RL_SETTINGS), "steps": args.steps})

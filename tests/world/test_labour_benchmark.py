@@ -53,3 +53,10 @@ def test_a_failed_run_is_named_with_its_log(tmp_path):
     with pytest.raises(RuntimeError, match=r"^penalty_0\.5 \(bash -c\) failed \(exit 3\); log .*train\.log:\nboom"):
         run(["bash", "-c", "echo boom; exit 3"], log_path)
     assert log_path.read_text() == "boom\n"
+
+
+def test_a_repeated_race_seed_gets_its_own_folder(tmp_path):
+    first = bench.unused_folder(tmp_path, "race_seed0")
+    first.mkdir()
+    second = bench.unused_folder(tmp_path, "race_seed0")
+    assert (first.name, second.name) == ("race_seed0_0", "race_seed0_1")

@@ -5,8 +5,8 @@ duet-verl (no warm start to wait for).
 Both runs start from the same pair with the same constant λ = 1 (where DUET's adaptive λ ends), B = 24 tokens and
 14 steps. DUET runs through the CPU main job's own recipe, ``recipes/run_duet_cpu_world.sh``, so the README's main
 job runs end to end here; M alone runs through ``recipes/run_grpo_cpu_tiny.sh`` (verl's ``main_ppo``) on the legacy
-trainer with KL placed as DUET's M places it. The margins were chosen from five seeds of
-``python benchmarks/labour_world.py --race --seeds 0 1 2 3 4`` (their spread is in the constants' comment).
+trainer with KL placed as DUET's M places it. The margins were chosen from twenty runs of
+``python benchmarks/labour_world.py --race`` (their spread is in the constants' comment).
 """
 
 from __future__ import annotations
@@ -20,17 +20,19 @@ from duet_verl.testing.labour_pair import race, race_result
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
 
 SEED = 0
-# Five seeds (0-4, 207-230 s each on an idle 2-core machine), over the last 4 of 14 steps: DUET's M length 0.66-0.79x
-# its first 4 steps' (51-59 tokens) with m's training accuracy 0.89-0.94; M alone 52-60 tokens at 0.58-0.75, so
-# M alone spends 1.37-1.60x DUET's M tokens per correct answer. Held-out (greedy M -> greedy m, 48 questions):
-# accuracy 1.0 before, 0.98-1.0 after (one question lost at most), M tokens 74.6 -> 26.7-31.8. The runs are not
-# bit-reproducible (Ray scheduling, threads); the bounds leave room beyond every run seen. What they catch: DUET's M
-# not getting shorter, m no longer answering from M's signal, and M alone doing as well under the same penalty.
+# Twenty runs on idle 2-core machines (198-289 s each): seeds 0-7, seed 0 nine times, as
+# ``python benchmarks/labour_world.py --race --seeds ...`` runs them; docs/learning_world.md has them all. Over the last
+# 4 of 14 steps: DUET's M length 0.64-0.80x its first 4 steps' with m's training accuracy 0.85-0.97; M alone spends
+# 1.25-1.79x DUET's M tokens per correct answer. Held-out (greedy M -> greedy m, 48 questions, 1.00 at 74.6 M tokens
+# before): accuracy 0.85-1.00 after, M tokens 0.33-0.76x. The runs are not bit-reproducible (Ray scheduling, threads)
+# and 14 steps stop while M is still dropping the worked sum, so one seed spreads as wide as all of them (seed 0:
+# 0.36-0.76x held-out M tokens). The bounds sit well outside every run. What they catch: DUET's M not getting
+# shorter, m no longer answering from M's signal, and M alone doing as well under the same penalty.
 MAX_DUET_LENGTH_RATIO = 0.9
-MIN_DUET_ACCURACY = 0.8
-MIN_ALONE_VS_DUET_TOKENS_PER_CORRECT = 1.15
-MAX_HELDOUT_DROP = 3 / 48  # three held-out questions
-MAX_HELDOUT_TOKENS_RATIO = 0.6
+MIN_DUET_ACCURACY = 0.75
+MIN_ALONE_VS_DUET_TOKENS_PER_CORRECT = 1.1
+MAX_HELDOUT_DROP = 12 / 48  # a quarter of the held-out questions
+MAX_HELDOUT_TOKENS_RATIO = 0.9
 
 
 @pytest.fixture(scope="module")
