@@ -207,11 +207,15 @@ def command(recipe: str, rollout: str, places: dict[str, str], out: Path, *extra
     return ["bash", str(RECIPES / recipe), *overrides(rollout, blocks, recipes), *extra], env
 
 
-def printed_overrides(recipe: str, rollout: str, places: dict[str, str], out: Path, *extra: str) -> dict[str, str]:
-    """The hydra overrides ``run_recipe`` gives the trainer, by key (the recipe's ``DRY_RUN=1`` listing)."""
-    argv, env = command(recipe, rollout, places, out, *extra)
+def dry_run_overrides(argv: list[str], env: dict[str, str]) -> dict[str, str]:
+    """The hydra overrides a recipe command would give the trainer, by key (its ``DRY_RUN=1`` listing)."""
     proc = subprocess.run(argv, env={**env, "DRY_RUN": "1"}, capture_output=True, text=True, timeout=60, check=True)
     return dict(line.split("=", 1) for line in proc.stdout.splitlines())
+
+
+def printed_overrides(recipe: str, rollout: str, places: dict[str, str], out: Path, *extra: str) -> dict[str, str]:
+    """The hydra overrides ``run_recipe`` gives the trainer, by key."""
+    return dry_run_overrides(*command(recipe, rollout, places, out, *extra))
 
 
 def run_recipe(recipe: str, rollout: str, places: dict[str, str], out: Path, *extra: str) -> str:

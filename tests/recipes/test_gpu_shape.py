@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -87,11 +86,9 @@ KNOB_FED_KEYS = {
 
 
 def printed_overrides(env: dict[str, str]) -> dict[str, str]:
-    result = subprocess.run(
-        ["bash", str(ROOT / "recipes" / "run_duet_qwen3.sh")], env={**env, "DRY_RUN": "1", "RAY_ADDRESS": ""},
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
-    return dict(line.split("=", 1) for line in result.stdout.splitlines())
+    """The paper recipe's overrides under ``env`` alone, with none of the substitutions' arguments."""
+    recipe = ["bash", str(gpu_shape.RECIPES / "run_duet_qwen3.sh")]
+    return gpu_shape.dry_run_overrides(recipe, {**env, "RAY_ADDRESS": ""})
 
 
 @pytest.mark.parametrize("rollout", gpu_shape.ROLLOUTS)
