@@ -9,8 +9,9 @@ write the worked sum while DUET's M may leave it to m. Per seed, through the pro
    the ablation M without the worked sum (is it needed?) and m (works the sum from a fact in its signal).
 2. The same RL budget from the warm starts for every M (steps, batch, n, learning rate, legacy trainer, KL in the
    reward with the same coefficient): DUET (adaptive λ, marginal utility per signal) and DUET with marginal
-   utility off through ``recipes/run_duet_cpu_tiny.sh``; M alone with GRPO and with the length penalty at each
-   constant λ through ``recipes/run_grpo_cpu_tiny.sh`` (verl's ``main_ppo``), all scored by the real scorer.
+   utility off through ``recipes/run_duet_cpu_tiny.sh``; M alone with GRPO, with the length penalty at each
+   constant λ and with it at DUET's adaptive λ (its B and η; ``duet_verl.testing.adaptive_penalty``) through
+   ``recipes/run_grpo_cpu_tiny.sh`` (verl's ``main_ppo``), all scored by the real scorer.
 3. ``python -m duet_verl.evaluate`` (HF backend, 4 samples per question) on the held-out questions (a name and an
    addend training never paired): accuracy ± 95% CI, M and m tokens, params-weighted cost at this world's sizes
    and at 8B : 0.6B (``duet_verl.testing.frontier``), and the target of the comparison, met or not.
@@ -29,6 +30,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from duet_verl.testing.adaptive_penalty import ADAPTIVE
 from duet_verl.testing.frontier import PAPER_RATIO, cost, parameter_count, plot_curves, plot_pareto, target
 from duet_verl.testing.labour_pair import race, race_result
 from duet_verl.testing.labour_world import (
@@ -49,13 +51,13 @@ from duet_verl.testing.learning_world import (
 )
 from duet_verl.testing.warm_start import warm_start
 
-LAMBDAS = (0.1, 0.25, 0.5, 1.0)  # DUET's adaptive λ reaches its cap (1.0) within ~10 steps
+LAMBDAS = (0.25, 0.5, 1.0)  # DUET's adaptive λ reaches its cap (1.0) within ~10 steps; λ = 0.1 never decided
 DUET_RUNS = {"duet": (), "duet_mu_off": ("duet.marginal_utility=off",)}
 LABELS = {
     "warm_large": "M alone (warm start)",
     "large_direct": "M alone, warm-started without the worked sum",
     "grpo": "M alone, GRPO",
-    # "penalty_<λ>": M alone, GRPO + length penalty (added per λ)
+    # "penalty_<λ>": M alone, GRPO + length penalty (added per λ), then "penalty_adaptive"
     "warm_duet": "warm M → warm m",
     "duet": "DUET: trained M → trained m",
     "duet_mu_off": "DUET, marginal utility off",
@@ -64,9 +66,11 @@ LABELS = {
 
 
 def labels(lambdas: tuple[float, ...]) -> dict[str, str]:
-    """Every system's label in the table's order: M alone (warm, ablation, GRPO, penalised per λ), then the pairs."""
+    """Every system's label in the table's order: M alone (warm, ablation, GRPO, penalised per λ and at the adaptive
+    λ), then the pairs."""
     single, pairs = list(LABELS.items())[:3], list(LABELS.items())[3:]
     penalised = [(f"penalty_{lam}", f"M alone, GRPO + length penalty λ={lam}") for lam in lambdas]
+    penalised.append(("penalty_adaptive", "M alone, GRPO + length penalty, adaptive λ (DUET's B and η)"))
     return dict(single + penalised + pairs)
 
 
@@ -107,10 +111,10 @@ def run_seed(seed: int, out: Path, settings: Settings, lambdas: tuple[float, ...
         raw = cached(runs / name / "curves.json", train_duet, world, models, runs / name, settings,
                      extra=(*DUET_OVERRIDES, *extra))  # fmt: skip
         curves[name] = training_curve(raw, settings, lam=None)
-    for name, lam in (("grpo", None), *((f"penalty_{lam}", lam) for lam in lambdas)):
-        log(f"M alone, GRPO{'' if lam is None else f' + length penalty λ={lam}'} ({settings.steps} steps)")
+    for name, lam in (("grpo", None), *((f"penalty_{lam}", lam) for lam in lambdas), ("penalty_adaptive", ADAPTIVE)):
+        log(f"{labels(lambdas)[name]} ({settings.steps} steps)")
         raw = cached(runs / name / "curves.json", train_large_alone, world, models, runs / name, settings, lam)
-        curves[name] = training_curve(raw, settings, lam=lam or 0.0)
+        curves[name] = training_curve(raw, settings, lam=lam if isinstance(lam, float) else 0.0)  # adaptive: per step
 
     log("evaluating on the held-out questions")
     lengths = {"large_max_tokens": settings.large_response, "small_max_tokens": settings.small_response}
@@ -129,7 +133,7 @@ def run_seed(seed: int, out: Path, settings: Settings, lambdas: tuple[float, ...
     warm = held_out("warm", models["large"], ["duet", "large", "small"])
     results = {"warm_large": warm["large"], "warm_duet": warm["duet"]}
     results["large_direct"] = held_out("large_direct", models["large_direct"], ["large"])["large"]
-    for name in ("grpo", *(f"penalty_{lam}" for lam in lambdas)):
+    for name in ("grpo", *(f"penalty_{lam}" for lam in lambdas), "penalty_adaptive"):
         results[name] = held_out(name, last_hf(runs / name, None), ["large"])["large"]
     for name in DUET_RUNS:
         trained = held_out(name, last_hf(runs / name, "large"), ["duet", "small"], last_hf(runs / name, "small"))

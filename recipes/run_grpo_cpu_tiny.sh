@@ -12,6 +12,7 @@ N=${N:-2}                         # rollouts per prompt (GRPO group size)
 BATCH=${BATCH:-4}                 # prompts per step
 LR=${LR:-1e-5}
 OUT_DIR=${OUT_DIR:-${TMPDIR:-/tmp}/duet_grpo_cpu_tiny}
+ENTRY=${ENTRY:-verl.trainer.main_ppo}  # the trainer's module (benchmarks: duet_verl.testing.adaptive_penalty)
 
 mapfile -t model_overrides < <(cpu_model_overrides actor_rollout_ref; cpu_ref_overrides actor_rollout_ref)
 
@@ -42,4 +43,4 @@ overrides=(
   "trainer.default_local_dir=$OUT_DIR/checkpoints"
 )
 
-launch verl.trainer.main_ppo "${overrides[@]}" "$@"
+launch "$ENTRY" "${overrides[@]}" "$@"

@@ -224,6 +224,20 @@ def check_model_role_fits_the_methods_it_borrows():
         assert reads <= has, f"RayPPOTrainer.{method} now reads self.{sorted(reads - has)}, which ModelRole lacks"
 
 
+def check_legacy_trainer_swap():
+    # duet_verl.testing.adaptive_penalty (the benchmarks' M alone with the adaptive λ) subclasses the legacy task
+    # runner, swaps the RayPPOTrainer its run builds, and wraps the agent-loop manager before rewards are read.
+    import verl.trainer.main_ppo_v0 as legacy
+    from verl.trainer import main_ppo
+    from verl.trainer.ppo.ray_trainer import RayPPOTrainer
+
+    assert "RayPPOTrainer" in legacy.TaskRunner.__ray_actor_class__.run.__code__.co_names
+    assert "from verl.trainer.main_ppo_v0 import TaskRunner" in inspect.getsource(main_ppo.main)
+    assert "self.async_rollout_manager = " in inspect.getsource(RayPPOTrainer.init_workers)
+    fit = inspect.getsource(RayPPOTrainer.fit)
+    assert fit.index("self.async_rollout_manager.generate_sequences(") < fit.index("extract_reward(batch)")
+
+
 CHECKS = [
     check_version,
     check_plugin_hooks,
@@ -237,6 +251,7 @@ CHECKS = [
     check_private_contacts,
     check_private_contacts_complete,
     check_model_role_fits_the_methods_it_borrows,
+    check_legacy_trainer_swap,
 ]
 
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from duet_verl.testing.adaptive_penalty import ADAPTIVE, lambdas_by_step
 from duet_verl.testing.console import parse_step_metrics
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: the recipes live there
@@ -136,13 +137,22 @@ def kl_as_duet() -> tuple[str, ...]:
 
 
 def train_large_alone(
-    world: dict, models: dict, out: Path, settings: Settings, lam: float | None, extra: tuple[str, ...] = ()
+    world: dict, models: dict, out: Path, settings: Settings, lam: float | str | None, extra: tuple[str, ...] = ()
 ) -> dict[int, dict[str, float]]:
     """M alone with GRPO through verl's ``main_ppo`` on the legacy trainer that DUET's M runs on (V1 gives the same
     result here: benchmarks/v1_vs_legacy.py, docs/development.md), KL placed as DUET's M places it. ``lam``: the
-    constant λ of the length penalty on M's own score (``None``: plain GRPO); ``extra`` hydra overrides go last."""
+    constant λ of the length penalty on M's own score, ``ADAPTIVE`` for DUET's rule at ``settings.length_bound``
+    and ``lambda_eta`` (``duet_verl.testing.adaptive_penalty``; each step's λ lands in its metrics as
+    ``penalty/lambda``), ``None`` for plain GRPO; ``extra`` hydra overrides go last."""
     overrides = [*common_overrides(world, models, out, settings), *kl_as_duet(), "trainer.use_v1=false"]
-    if lam is not None:
+    env = {"OUT_DIR": str(out)}
+    if lam == ADAPTIVE:
+        env["ENTRY"] = "duet_verl.testing.adaptive_penalty"
+        overrides += [
+            f"+adaptive_penalty.length_bound={settings.length_bound}",
+            f"+adaptive_penalty.eta={settings.lambda_eta}",
+        ]
+    elif lam is not None:
         overrides += [
             "reward.custom_reward_function.path=pkg://duet_verl.train.reward_manager",
             "reward.custom_reward_function.name=length_penalized_score",
@@ -150,8 +160,14 @@ def train_large_alone(
             f"+reward.custom_reward_function.reward_kwargs.length_bound={settings.length_bound}",
         ]
     overrides += extra
-    output = run(["bash", recipe("run_grpo_cpu_tiny.sh"), *overrides], out / "train.log", {"OUT_DIR": str(out)})
-    return parse_step_metrics(output)
+    output = run(["bash", recipe("run_grpo_cpu_tiny.sh"), *overrides], out / "train.log", env)
+    metrics, lambdas = parse_step_metrics(output), lambdas_by_step(output)
+    if lam == ADAPTIVE and set(lambdas) != {step for step in metrics if step > 0}:
+        raise RuntimeError(f"{out.name}: the adaptive λ penalised steps {sorted(lambdas)}, not every training step "
+                           f"({sorted(metrics)}); log {out / 'train.log'}")  # fmt: skip
+    for step, value in lambdas.items():
+        metrics[step]["penalty/lambda"] = value
+    return metrics
 
 
 def training_curve(
@@ -159,17 +175,20 @@ def training_curve(
 ) -> dict[int, dict[str, float]]:
     """One shape for any run's per-step metrics: M's mean response length and the training accuracy (DUET: m's
     answers to M's signals, and λ; ``lam=None``). M alone's accuracy is its score plus the penalty it paid at
-    constant ``lam`` (``length_penalized_score``: score = correct − λ·L/B, linear in L, so batch means add up).
-    A step without training metrics (step 0: a validation before training) is left out."""
+    constant ``lam``, or at the step's ``penalty/lambda`` (the adaptive λ, also kept as the row's λ): the score
+    is correct − λ·L/B, linear in L, so batch means add up. A step without training metrics (step 0: a
+    validation before training) is left out."""
     rows = {}
     for step, values in curves.items():
         if lam is None and "duet/lambda" in values:
             rows[int(step)] = {"large_length": values["duet/large_response_length_mean"],
                                "accuracy": values["duet/small_accuracy"], "lambda": values["duet/lambda"]}  # fmt: skip
         elif lam is not None and "response_length/mean" in values:
-            length = values["response_length/mean"]
-            accuracy = values["critic/score/mean"] + lam * length / settings.length_bound
+            length, step_lam = values["response_length/mean"], values.get("penalty/lambda", lam)
+            accuracy = values["critic/score/mean"] + step_lam * length / settings.length_bound
             rows[int(step)] = {"large_length": length, "accuracy": accuracy}
+            if "penalty/lambda" in values:
+                rows[int(step)]["lambda"] = step_lam
     return rows
 
 

@@ -1,0 +1,99 @@
+"""M alone with DUET's adaptive λ (``duet_verl.testing.adaptive_penalty``): the penalty lands on each training
+rollout's last-token score, validation is left alone, and λ follows DUET's rule, each step penalised at the λ read
+before that step's update; and verl's trainer runs with it end to end (a slow test)."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from verl import DataProto
+
+from duet_verl.core.lambda_schedule import LambdaSchedule
+from duet_verl.testing.adaptive_penalty import PenalisedRollouts, lambdas_by_step, penalise
+from duet_verl.testing.console import parse_step_metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def rollout(lengths: list[int], width: int = 6, score: float = 1.0) -> DataProto:
+    """A rollout as verl's agent loop returns it: each response's score at its last token."""
+    mask, scores = torch.zeros(len(lengths), width), torch.zeros(len(lengths), width)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = 1
+        scores[row, length - 1] = score
+    return DataProto.from_dict({"response_mask": mask, "rm_scores": scores})
+
+
+def test_the_penalty_lands_on_each_responses_last_token():
+    out = rollout([2, 6])
+    lengths = penalise(out.batch["rm_scores"], out.batch["response_mask"], lam=0.5, length_bound=4.0)
+    assert lengths.tolist() == [2, 6]
+    assert out.batch["rm_scores"][0, 1].item() == pytest.approx(1 - 0.5 * 2 / 4)
+    assert out.batch["rm_scores"][1, 5].item() == pytest.approx(1 - 0.5 * 6 / 4)
+    assert out.batch["rm_scores"].sum(-1).tolist() == pytest.approx([0.75, 0.25]), "nothing else moved"
+
+
+class Manager:
+    """Stands in for verl's agent-loop manager: hands out the given rollouts in order."""
+
+    def __init__(self, rollouts: list[DataProto]):
+        self.rollouts, self.replicas = rollouts, ["server"]
+
+    def generate_sequences(self, batch: DataProto) -> DataProto:
+        return self.rollouts.pop(0)
+
+
+def request(step: int, validate: bool = False) -> DataProto:
+    return DataProto.from_dict({"input_ids": torch.zeros(2, 1)}, meta_info={"global_steps": step, "validate": validate})
+
+
+def test_training_steps_follow_duets_rule_and_validation_is_left_alone(capsys):
+    schedule = LambdaSchedule("adaptive", eta=0.5, length_bound=2.0)
+    manager = PenalisedRollouts(Manager([rollout([4, 4]) for _ in range(4)]), schedule)
+    first = manager.generate_sequences(request(1))  # λ = 0, then λ ← 0 + 0.5 · (4 / 2 − 1) = 0.5
+    validation = manager.generate_sequences(request(1, validate=True))
+    second = manager.generate_sequences(request(2))  # λ = 0.5: 0.5 · 4 / 2 = 1 off each score, then λ ← 1
+    third = manager.generate_sequences(request(3))  # λ = 1 (its cap)
+    assert first.batch["rm_scores"].sum(-1).tolist() == [1.0, 1.0]
+    assert validation.batch["rm_scores"].sum(-1).tolist() == [1.0, 1.0]
+    assert second.batch["rm_scores"].sum(-1).tolist() == [0.0, 0.0]
+    assert third.batch["rm_scores"].sum(-1).tolist() == [-1.0, -1.0]
+    assert (schedule.value, schedule.num_updates) == (1.0, 3), "validation does not move λ"
+    assert lambdas_by_step(capsys.readouterr().out) == {1: 0.0, 2: 0.5, 3: 1.0}
+    assert manager.replicas == ["server"], "the rest is verl's manager's own"
+
+
+def test_it_refuses_verls_v1_trainer_which_would_train_without_the_penalty():
+    proc = subprocess.run(
+        [sys.executable, "-m", "duet_verl.testing.adaptive_penalty", "trainer.total_training_steps=2"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "pass trainer.use_v1=false" in proc.stderr
+
+
+@pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
+def test_verls_trainer_trains_m_alone_at_the_adaptive_lambda(tiny_assets, tmp_path, record_wall_time):
+    """Two steps of ``recipes/run_grpo_cpu_tiny.sh`` (verl's ``main_ppo``, legacy trainer) with this module's trainer:
+    both steps penalised, λ moved by DUET's rule. The recipe's shaped demo reward lies in [0, 1], so only the penalty
+    makes a score negative."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        ["bash", str(ROOT / "recipes" / "run_grpo_cpu_tiny.sh"), "trainer.use_v1=false",
+         "+adaptive_penalty.length_bound=1", "+adaptive_penalty.eta=1"],
+        env={**os.environ, "TINY_DIR": str(tiny_assets["tokenizer"].parent), "OUT_DIR": str(tmp_path),
+             "ENTRY": "duet_verl.testing.adaptive_penalty"},
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    record_wall_time("M alone at the adaptive λ, main_ppo, 2 steps + validation (CPU)", time.perf_counter() - start)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    metrics, lambdas = parse_step_metrics(output), lambdas_by_step(output)
+    assert sorted(lambdas) == [1, 2], "every training step is penalised, validation is not"
+    assert lambdas[1] == 0.0
+    assert lambdas[2] == pytest.approx(min(1.0, max(0.0, metrics[1]["response_length/mean"] - 1.0)), abs=1e-6)
+    assert lambdas[2] > 0 and metrics[1]["critic/score/min"] >= 0
+    assert metrics[2]["critic/score/min"] < 0, "step 2's scores did not pay λ · L / B"
