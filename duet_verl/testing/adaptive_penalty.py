@@ -30,7 +30,8 @@ LAMBDA_LINE = re.compile(r"\[adaptive penalty\] step (\d+): lambda ([-+0-9.eE]+)
 
 def penalise(scores: torch.Tensor, response_mask: torch.Tensor, lam: float, length_bound: float) -> torch.Tensor:
     """Subtract ``lam · L / length_bound`` from each row's score at its last response token (L = its response
-    tokens), in place; returns the lengths L."""
+    tokens), in place; returns the lengths L. Single-turn rollouts (the benchmarks'): there the response mask's
+    last one is where verl's agent loop put the score (multi-turn masks leave out tool tokens; it would not be)."""
     import torch  # here: the benchmark driver imports this module and needs no torch
 
     lengths = response_mask.sum(-1)
