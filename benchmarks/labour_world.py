@@ -111,7 +111,8 @@ def run_seed(seed: int, out: Path, settings: Settings, lambdas: tuple[float, ...
         raw = cached(runs / name / "curves.json", train_duet, world, models, runs / name, settings,
                      extra=(*DUET_OVERRIDES, *extra))  # fmt: skip
         curves[name] = training_curve(raw, settings, lam=None)
-    for name, lam in (("grpo", None), *((f"penalty_{lam}", lam) for lam in lambdas), ("penalty_adaptive", ADAPTIVE)):
+    alone = {"grpo": None, **{f"penalty_{lam}": lam for lam in lambdas}, "penalty_adaptive": ADAPTIVE}  # name: λ
+    for name, lam in alone.items():
         log(f"{labels(lambdas)[name]} ({settings.steps} steps)")
         raw = cached(runs / name / "curves.json", train_large_alone, world, models, runs / name, settings, lam)
         curves[name] = training_curve(raw, settings, lam=lam if isinstance(lam, float) else 0.0)  # adaptive: per step
@@ -133,7 +134,7 @@ def run_seed(seed: int, out: Path, settings: Settings, lambdas: tuple[float, ...
     warm = held_out("warm", models["large"], ["duet", "large", "small"])
     results = {"warm_large": warm["large"], "warm_duet": warm["duet"]}
     results["large_direct"] = held_out("large_direct", models["large_direct"], ["large"])["large"]
-    for name in ("grpo", *(f"penalty_{lam}" for lam in lambdas), "penalty_adaptive"):
+    for name in alone:
         results[name] = held_out(name, last_hf(runs / name, None), ["large"])["large"]
     for name in DUET_RUNS:
         trained = held_out(name, last_hf(runs / name, "large"), ["duet", "small"], last_hf(runs / name, "small"))

@@ -4,7 +4,9 @@ Two subprocess runs of ``recipes/run_grpo_cpu_tiny.sh`` (the README's CPU quicks
 the normal one (GRPO, n=2, reference model with KL loss, validation once, 2 steps, the shaped demo reward) and
 one whose weight sync is switched off, on the real reward path of the GPU baseline recipe (the DUET reward
 manager with no custom function, rows from ``data_prep``). The rollout server starts from random weights
-(``rollout.load_format=dummy``), so only a real weight sync can make its log-probs match the actor's.
+(``rollout.load_format=dummy``), so only a real weight sync can make its log-probs match the actor's. A third
+run, its own test's, trains the benchmarks' M alone at DUET's adaptive λ (``duet_verl.testing.adaptive_penalty``,
+the recipe's ``ENTRY``) on the legacy trainer.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from duet_verl.testing.adaptive_penalty import lambdas_by_step
 from duet_verl.testing.console import parse_step_metrics
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
@@ -101,3 +104,21 @@ def test_the_baseline_reward_path_scores_prepared_rows(unsynced_run):
     """The GPU baseline's reward setup (DuetRewardManager, no custom function) on data_prep's data sources."""
     validated = {key.split("/")[1] for key in unsynced_run.metrics[1] if key.startswith("val-core/")}
     assert validated == {"math500", "gpqa_diamond"}
+
+
+def test_m_alone_trains_at_the_adaptive_lambda(tiny_assets, tmp_path, record_wall_time):
+    """Two steps with ``duet_verl.testing.adaptive_penalty``'s trainer: both penalised, λ moved by DUET's rule. The
+    recipe's shaped demo reward lies in [0, 1], so only the penalty makes a score negative."""
+    run = run_recipe(
+        tiny_assets["tokenizer"].parent, tmp_path, "trainer.use_v1=false",
+        "+adaptive_penalty.length_bound=1", "+adaptive_penalty.eta=1",
+        env={"ENTRY": "duet_verl.testing.adaptive_penalty"},
+    )  # fmt: skip
+    record_wall_time("M alone at the adaptive λ, main_ppo, 2 steps + validation (CPU)", run.seconds)
+    assert run.returncode == 0, run.output[-6000:]
+    lambdas = lambdas_by_step(run.output)
+    assert sorted(lambdas) == [1, 2], "every training step is penalised, validation is not"
+    assert lambdas[1] == 0.0
+    assert lambdas[2] == pytest.approx(min(1.0, max(0.0, run.metrics[1]["response_length/mean"] - 1.0)), abs=1e-6)
+    assert lambdas[2] > 0 and run.metrics[1]["critic/score/min"] >= 0
+    assert run.metrics[2]["critic/score/min"] < 0, "step 2's scores did not pay λ · L / B"

@@ -1,12 +1,9 @@
 """M alone with DUET's adaptive λ (``duet_verl.testing.adaptive_penalty``): the penalty lands on each training
 rollout's last-token score, validation is left alone, and λ follows DUET's rule, each step penalised at the λ read
-before that step's update; and verl's trainer runs with it end to end (a slow test)."""
+before that step's update. Its run through verl's trainer is in ``tests/cpu/test_cpu_grpo_e2e.py``."""
 
-import os
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,9 +11,6 @@ from verl import DataProto
 
 from duet_verl.core.lambda_schedule import LambdaSchedule
 from duet_verl.testing.adaptive_penalty import PenalisedRollouts, lambdas_by_step, penalise
-from duet_verl.testing.console import parse_step_metrics
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def rollout(lengths: list[int], width: int = 6, score: float = 1.0) -> DataProto:
@@ -73,27 +67,3 @@ def test_it_refuses_verls_v1_trainer_which_would_train_without_the_penalty():
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 1 and "pass trainer.use_v1=false" in proc.stderr
-
-
-@pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
-def test_verls_trainer_trains_m_alone_at_the_adaptive_lambda(tiny_assets, tmp_path, record_wall_time):
-    """Two steps of ``recipes/run_grpo_cpu_tiny.sh`` (verl's ``main_ppo``, legacy trainer) with this module's trainer:
-    both steps penalised, λ moved by DUET's rule. The recipe's shaped demo reward lies in [0, 1], so only the penalty
-    makes a score negative."""
-    start = time.perf_counter()
-    proc = subprocess.run(
-        ["bash", str(ROOT / "recipes" / "run_grpo_cpu_tiny.sh"), "trainer.use_v1=false",
-         "+adaptive_penalty.length_bound=1", "+adaptive_penalty.eta=1"],
-        env={**os.environ, "TINY_DIR": str(tiny_assets["tokenizer"].parent), "OUT_DIR": str(tmp_path),
-             "ENTRY": "duet_verl.testing.adaptive_penalty"},
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    record_wall_time("M alone at the adaptive λ, main_ppo, 2 steps + validation (CPU)", time.perf_counter() - start)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-6000:]
-    metrics, lambdas = parse_step_metrics(output), lambdas_by_step(output)
-    assert sorted(lambdas) == [1, 2], "every training step is penalised, validation is not"
-    assert lambdas[1] == 0.0
-    assert lambdas[2] == pytest.approx(min(1.0, max(0.0, metrics[1]["response_length/mean"] - 1.0)), abs=1e-6)
-    assert lambdas[2] > 0 and metrics[1]["critic/score/min"] >= 0
-    assert metrics[2]["critic/score/min"] < 0, "step 2's scores did not pay λ · L / B"
