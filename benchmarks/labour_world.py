@@ -16,9 +16,10 @@ write the worked sum while DUET's M may leave it to m. Per seed, through the pro
    addend training never paired): accuracy ± 95% CI, M and m tokens, params-weighted cost at this world's sizes
    and at 8B : 0.6B (``duet_verl.testing.frontier``), and the target of the comparison, met or not.
 
-Writes ``DIR/seedS/summary.json`` (``table``: one row per system), ``summary.md``, ``learning_curves.png`` and
-``pareto.png``, and ``DIR/pareto.png`` over every seed in DIR. A seed's world, warm starts, runs and evaluations
-already in DIR are reused, so an interrupted benchmark resumes where it stopped.
+Writes ``DIR/seedS/summary.json`` (``table``: one row per system; ``phase_s``: the seconds of its warm starts,
+RL runs and evaluations), ``summary.md``, ``learning_curves.png`` and ``pareto.png``, and ``DIR/pareto.png`` over
+every seed in DIR. A seed's world, warm starts, runs and evaluations already in DIR are reused (their phase then
+counts ~0 s), so an interrupted benchmark resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def run_seed(seed: int, out: Path, settings: Settings, lambdas: tuple[float, ...
         raise SystemExit(f"{out / 'world'} was built with --steps-left-out {built}, not {steps_left_out}: "
                          "pass the same value, or another --out")  # fmt: skip
     models = warm_models(world, out / "warm", seed)
+    phases = {"world_and_warm_starts": time.monotonic() - start}
 
     runs, curves = out / "runs", {}
     for name, extra in DUET_RUNS.items():
@@ -117,6 +119,7 @@ def run_seed(seed: int, out: Path, settings: Settings, lambdas: tuple[float, ...
         raw = cached(runs / name / "curves.json", train_large_alone, world, models, runs / name, settings, lam)
         curves[name] = training_curve(raw, settings, lam=lam if isinstance(lam, float) else 0.0)  # adaptive: per step
 
+    phases["rl_runs"] = time.monotonic() - start - sum(phases.values())
     log("evaluating on the held-out questions")
     lengths = {"large_max_tokens": settings.large_response, "small_max_tokens": settings.small_response}
 
@@ -142,6 +145,7 @@ def run_seed(seed: int, out: Path, settings: Settings, lambdas: tuple[float, ...
         if name == "duet":
             results["small"] = trained["small"]
 
+    phases["evaluations"] = time.monotonic() - start - sum(phases.values())
     large_params, small_params = parameter_count(models["large"]), parameter_count(models["small"])
     table = {}
     for name, label in labels(lambdas).items():
@@ -164,6 +168,7 @@ def run_seed(seed: int, out: Path, settings: Settings, lambdas: tuple[float, ...
         "parameters": {"large": large_params, "small": small_params},
         "warm_start_s": json.loads((out / "warm" / "warm_start.json").read_text())["wall_s"],
         "wall_s": round(time.monotonic() - start, 1),
+        "phase_s": {phase: round(seconds, 1) for phase, seconds in phases.items()},
         "table": [{"key": name, **row} for name, row in table.items()],
         "target": target(table),
         "curves": {name: {str(step): row for step, row in c.items()} for name, c in curves.items()},
@@ -231,7 +236,8 @@ def main() -> None:
     out = args.out.absolute()
     for seed in args.seeds:
         summary = run_seed(seed, out / f"seed{seed}", settings, lambdas, args.steps_left_out)
-        print(f"seed {seed} ({summary['wall_s']:.0f} s):\n{markdown(summary)}")
+        phases = ", ".join(f"{phase} {seconds:.0f} s" for phase, seconds in summary["phase_s"].items())
+        print(f"seed {seed} ({summary['wall_s']:.0f} s: {phases}):\n{markdown(summary)}")
     summaries = [json.loads(path.read_text()) for path in sorted(out.glob("seed*/summary.json"))]
     seeds = {summary["seed"]: {row["key"]: row for row in summary["table"]} for summary in summaries}
     plot_pareto(seeds, labels(lambdas), out / "pareto.png")
