@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -50,6 +51,10 @@ SAVE_HF = [
 PROFILE_STEP_2 = [
     "global_profiler.tool=torch", "global_profiler.steps=[2]", "actor_rollout_ref.actor.profiler.enable=True",
 ]  # fmt: skip
+# torch's CPU profiler, started in verl's Ray worker, once corrupted the heap and aborted the worker at step 2
+# (torch 2.13; 1 of the 5 profiled runs on record here, the others fine): torch's bug, not duet-verl's, so a run
+# that died of exactly that runs once more instead of failing the ten tests that read it.
+PROFILER_HEAP_ABORT = "malloc(): unaligned tcache chunk detected"
 
 
 def duet_command(tiny_dir: Path, out_dir: Path, *overrides: str) -> tuple[list[str], dict[str, str]]:
@@ -81,11 +86,19 @@ def tiny_dir(tiny_assets) -> Path:
 @pytest.fixture(scope="module")
 def main_run(tiny_dir, tmp_path_factory, record_wall_time):
     out = tmp_path_factory.mktemp("duet_main")
-    rc, output, seconds = run_duet(
-        tiny_dir, out, "trainer.save_freq=2", "trainer.max_actor_ckpt_to_keep=1",
-        f"trainer.rollout_data_dir={out}/samples", f"trainer.validation_data_dir={out}/validation", *SAVE_HF,
-        *PROFILE_STEP_2, f"global_profiler.save_path={out}/profile",
-    )  # fmt: skip
+
+    def run() -> tuple[int, str, float]:
+        return run_duet(
+            tiny_dir, out, "trainer.save_freq=2", "trainer.max_actor_ckpt_to_keep=1",
+            f"trainer.rollout_data_dir={out}/samples", f"trainer.validation_data_dir={out}/validation", *SAVE_HF,
+            *PROFILE_STEP_2, f"global_profiler.save_path={out}/profile",
+        )  # fmt: skip
+
+    rc, output, seconds = run()
+    if rc != 0 and PROFILER_HEAP_ABORT in output:
+        shutil.rmtree(out)
+        out.mkdir()
+        rc, output, seconds = run()
     record_wall_time("DUET 3 steps + validation + 2 checkpoints + a profiled step (CPU)", seconds)
     assert rc == 0, output[-8000:]
     return out, output, parse_step_metrics(output)
