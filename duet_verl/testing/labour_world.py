@@ -124,6 +124,12 @@ def fact_sentence(name: str, value: int) -> str:
     return f"The number of {name} is {value}."
 
 
+def plain_sum(value: int, addend: int) -> str:
+    """A plain sum with its steps left out: still a chain that ends with its answer, never filler alone (a chain of
+    fillers only, or an empty one, would teach M that an empty signal is a way to answer)."""
+    return f"{value} + {addend} is {value + addend}."
+
+
 def verbose_chain(rng: random.Random, *sentences: str) -> str:
     """0..MAX_FILLERS filler sentences, then ``sentences``."""
     return " ".join([*rng.sample(FILLERS, rng.randint(0, MAX_FILLERS)), *sentences])
@@ -182,7 +188,7 @@ def large_sft_rows(
     ]
     for _ in range(sums):
         value, addend = rng.choice(VALUES), rng.choice(VALUES)
-        chain = verbose_chain(rng, worked_steps(value, addend)) if with_steps() else verbose_chain(rng)
+        chain = verbose_chain(rng, worked_steps(value, addend) if with_steps() else plain_sum(value, addend))
         rows.append(
             {
                 "sft_prompt": large_prompt(tokenizer, arithmetic_question(value, addend)),

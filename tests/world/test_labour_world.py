@@ -8,7 +8,7 @@ import pytest
 
 from duet_verl.core import extract_signal, score_answer
 from duet_verl.testing import labour_world as lw
-from duet_verl.testing.world import VALUES, WORLD_DATA_SOURCE
+from duet_verl.testing.world import FILLERS, VALUES, WORLD_DATA_SOURCE
 
 STEP = re.compile(r"(\d+) \+ (\d+)(?: \+ (\d+))? = (\d+)")
 
@@ -113,3 +113,38 @@ def test_steps_left_out_ends_that_share_of_ms_chains_after_the_fact(built):
         assert row["sft_completion"].endswith(f"\\boxed{{{sum(numbers)}}}"), (asked, row["sft_completion"])
     with pytest.raises(ValueError, match="steps_left_out=1.0"):
         lw.build_labour_world(paths["facts"].parent / "bad", seed=1, steps_left_out=1.0)
+
+
+def chain_content(chain: str) -> str:
+    """A chain with every filler sentence taken out: what it tells beyond padding."""
+    for filler in FILLERS:
+        chain = chain.replace(filler, "")
+    return chain.strip()
+
+
+@pytest.mark.parametrize("steps_left_out", [0.0, 0.1, 0.5])
+def test_no_warm_start_chain_is_empty_or_filler_only(built, steps_left_out):
+    """An empty or filler-only chain teaches M that an empty signal answers: every chain of every warm-start set
+    (M's with the steps and a share left out, the ablation's without them, m's signals, the table world's) tells a
+    fact or a sum. Before the fix, a plain sum with its steps left out kept fillers alone (~150 chains a seed)."""
+    from duet_verl.testing import world as table_world
+
+    paths, tokenizer = built
+    world = lw.load_labour_world(paths["facts"].parent)
+    completions = {
+        "large": [r["sft_completion"] for r in lw.large_sft_rows(world, tokenizer, steps_left_out=steps_left_out)],
+        "large_direct": [r["sft_completion"] for r in lw.large_sft_rows(world, tokenizer, steps=False)],
+        "table_large": [r["sft_completion"] for r in table_world.large_sft_rows(table_world.make_world(1), tokenizer)],
+    }
+    prompts = {  # m reads its signal in its prompt
+        "small": [r["sft_prompt"] for r in lw.small_sft_rows(world, tokenizer)],
+        "table_small": [r["sft_prompt"] for r in table_world.small_sft_rows(table_world.make_world(1), tokenizer)],
+    }
+    for name, texts in {**completions, **prompts}.items():
+        chains = [extract_signal(text).text for text in texts]
+        empty = [chain for chain in chains if not chain_content(chain)]
+        assert not empty, (name, len(empty), empty[:3])
+    answers = [re.search(r"boxed\{(\d+)\}", c).group(1) for c in completions["large_direct"]]
+    for completion, answer in zip(completions["large_direct"], answers, strict=True):
+        chain = extract_signal(completion).text
+        assert chain.endswith(f" is {answer}.") or re.search(r"The number of \w+ is \d+\.$", chain), chain
