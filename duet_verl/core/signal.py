@@ -37,6 +37,12 @@ class Signal:
         """True when M finished its thinking (a ``</think>`` was found)."""
         return self.case in (SignalCase.THINK_BLOCK, SignalCase.CLOSE_ONLY)
 
+    @property
+    def empty(self) -> bool:
+        """True when m gets nothing to read: an empty thinking block (``<think>\n\n</think>``) or an empty response.
+        A rising share of these is how M's length penalty collapses into guessing (docs/training.md, "Metrics")."""
+        return not self.text
+
 
 def extract_signal(response: str, start_marker: str = THINK_START, end_marker: str = THINK_END) -> Signal:
     """Extract M's reasoning signal from its decoded response (see the module docstring for the rule).

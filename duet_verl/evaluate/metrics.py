@@ -1,7 +1,7 @@
 """Summary numbers from per-sample records (pure Python: no torch, no models).
 
 A record is one JSONL line of the runner (``records.jsonl``); the fields used here are ``benchmark``, ``mode``,
-``seed``, ``correct``, ``large_model``, ``large_tokens``, ``large_thinking_tokens``, ``small_tokens``,
+``seed``, ``correct``, ``large_model``, ``large_tokens``, ``large_thinking_tokens``, ``small_tokens``, ``signal``,
 ``large_seconds`` and ``small_seconds``. Accuracy's 95% interval is Wilson's over all samples of a (benchmark,
 mode); with several seeds the per-seed spread (population std) is reported beside it. "Intelligence per 1000
 tokens" is accuracy ÷ (mean M output tokens / 1000), the reading that fits the paper's appendix values.
@@ -46,6 +46,17 @@ def _per_seed(records: list[dict], field: str) -> list[float]:
     return [_mean(values) for _, values in sorted(by_seed.items())]
 
 
+def _empty_signals(records: list[dict]) -> dict:
+    """Where m read M's signal (duet): the share of answers whose signal was empty and m's accuracy on those (None
+    when there were none); None for modes without a signal. A rising share is M's length penalty collapsing into
+    guessing (docs/training.md, "Metrics")."""
+    read = [r for r in records if r.get("signal") is not None]
+    if not read:
+        return {"signal_empty_fraction": None, "accuracy_empty_signal": None}
+    empty = [float(r["correct"]) for r in read if not r["signal"]]
+    return {"signal_empty_fraction": len(empty) / len(read), "accuracy_empty_signal": _mean(empty) if empty else None}
+
+
 def summarize_group(records: list[dict]) -> dict:
     """Accuracy, token and time means for the records of one (benchmark, mode)."""
     total = len(records)
@@ -71,6 +82,7 @@ def summarize_group(records: list[dict]) -> dict:
         "intelligence_per_1k_tokens": accuracy / (large_tokens / 1000) if large_tokens > 0 else None,
         "token_saving_vs_large": None,
         "large_models": sorted({r["large_model"] for r in records if r.get("large_model")}),  # which M wrote
+        **_empty_signals(records),
     }
     summary["total_seconds"] = summary["large_seconds"] + summary["small_seconds"]
     return summary

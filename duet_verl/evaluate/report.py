@@ -12,6 +12,7 @@ COLUMNS = (
     "M tokens",
     "M thinking tokens",
     "m tokens",
+    "empty signals (m's acc. on them)",
     "M token saving vs large",
     "M s",
     "m s",
@@ -21,6 +22,14 @@ COLUMNS = (
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _empty(s: dict) -> str:
+    """The share of m's answers that read an empty signal, and m's accuracy on those (– without a signal)."""
+    share = s.get("signal_empty_fraction")
+    if share is None:
+        return "–"
+    return _pct(share) + ("" if s["accuracy_empty_signal"] is None else f" ({_pct(s['accuracy_empty_signal'])})")
 
 
 def _row(mode: str, s: dict) -> list[str]:
@@ -39,6 +48,7 @@ def _row(mode: str, s: dict) -> list[str]:
         large,
         f"{s['mean_large_thinking_tokens']:.1f}",
         f"{s['mean_small_tokens']:.1f}",
+        _empty(s),
         _pct(s["token_saving_vs_large"]),
         f"{s['large_seconds']:.2f}",
         f"{s['small_seconds']:.2f}",

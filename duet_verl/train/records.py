@@ -50,9 +50,14 @@ class StepRecords:
             "duet/large_truncated_fraction": float((large_tokens >= max_tokens).float().mean()),
             "duet/large_no_think_end_fraction": float(np.mean([not s.closed for s in signals])),
             "duet/signal_shortened_fraction": float(np.mean(cut > 0)),
+            "duet/signal_empty_fraction": float(np.mean([s.empty for s in signals])),
         }
         if rewards.baseline_accuracy is not None:
             metrics["duet/r_m"] = float(np.mean(rewards.baseline_accuracy))
+        read_empty = np.array([signals[i].empty for i in small_batch.non_tensor_batch["large_row"].astype(np.int64)])
+        if read_empty.any():  # m's accuracy on empty signals: logged only when there were some
+            scores = small_batch.batch["rm_scores"].sum(-1).numpy()
+            metrics["duet/small_accuracy_empty_signal"] = float(scores[read_empty].mean())
         return metrics
 
     def _dump_samples(self, large_batch, small_batch, signals, step_rewards: StepRewards) -> None:
@@ -121,9 +126,11 @@ class StepRecords:
         return out
 
     @staticmethod
-    def _validation_metrics(records: list[dict]) -> dict[str, float]:
+    def _validation_metrics(records: list[dict], response_cap: int) -> dict[str, float]:
         """``val-duet/<source>/*`` from the validation records. Every M response has the same number of m answers,
-        so a mean over the answers is the mean over M responses."""
+        so a mean over the answers is the mean over M responses. ``large_cut_fraction``: M's responses that reached
+        ``response_cap`` (training's response length, which validation keeps: ``evaluate`` and the paper give M
+        16384 tokens, so where this is not ~0 validation understates the evaluation's accuracy)."""
         by_source: dict[str, list[dict]] = defaultdict(list)
         for record in records:
             by_source[record["data_source"]].append(record)
@@ -134,6 +141,12 @@ class StepRecords:
             metrics[f"val-duet/{source}/intelligence_per_1k_tokens"] = means["acc"] / max(
                 means["large_tokens"] / 1000, 1e-9
             )
+            metrics[f"val-duet/{source}/large_cut_fraction"] = float(np.mean([r["large_tokens"] >= response_cap
+                                                                             for r in rows]))  # fmt: skip
+            empty = [r["correct"] for r in rows if not r["signal"]]
+            metrics[f"val-duet/{source}/signal_empty_fraction"] = len(empty) / len(rows)
+            if empty:
+                metrics[f"val-duet/{source}/acc_empty_signal"] = float(np.mean(empty))
         return metrics
 
     def _write_validation_generations(self, records: list[dict]) -> None:

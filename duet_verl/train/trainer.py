@@ -552,6 +552,6 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
             for record in self._answer_records(large_batch, small_batch, signals, thinking):
                 records.append({**record, "step": self.global_steps})
         self._write_validation_generations(records)
-        metrics = self._validation_metrics(records)
+        metrics = self._validation_metrics(records, response_cap=self.config.actor_rollout_ref.rollout.response_length)
         metrics.update({f"timing_s/{name}": seconds for name, seconds in timing.items()})
         return metrics

@@ -54,6 +54,21 @@ def test_accuracy_tokens_saving_and_intelligence(records):
     assert large["large_seconds"] == 8.0 and duet["small_seconds"] == 2.0 and duet["total_seconds"] == 2.0
 
 
+def test_empty_signals_are_counted_where_m_read_a_signal(records):
+    """duet: the share of m's answers that read an empty signal and m's accuracy on those; none for M's modes."""
+    signals = ["The number of Zornas is 58.", "", "", "so 95."]  # rows 0 and 1 right; row 1 read nothing
+    for r in records:
+        r["signal"] = signals[r["row"]] if r["mode"] == "duet" else None
+    summary = summarize(records)["bench"]
+    assert summary["duet"]["signal_empty_fraction"] == 0.5 and summary["duet"]["accuracy_empty_signal"] == 0.5
+    assert summary["large"]["signal_empty_fraction"] is None and summary["large"]["accuracy_empty_signal"] is None
+    assert "| 50.0% (50.0%) |" in markdown({"bench": summary})
+    for r in records:
+        r["signal"] = "a fact" if r["mode"] == "duet" else None
+    duet = summarize(records)["bench"]["duet"]
+    assert duet["signal_empty_fraction"] == 0.0 and duet["accuracy_empty_signal"] is None
+
+
 def test_no_large_mode_means_no_saving(records):
     summary = summarize([r for r in records if r["mode"] != "large"])["bench"]
     assert summary["duet"]["token_saving_vs_large"] is None

@@ -40,7 +40,7 @@ OLD_LOG_PROB, REF_LOG_PROB = -0.5, -0.7  # per token: M's KL against its referen
 # M's responses, by position in the step's batch: a signal with the key or without, of different lengths
 LARGE_TEXTS = (
     "<think>\nthe key is here\n</think>\n\nok",
-    "<think>\nno\n</think>\n\nok",
+    "<think>\n\n</think>\n\nok",  # an empty thinking block: m reads nothing
     "<think>\nsome words and the key\n</think>\n\nok",
     "<think>\nnothing useful at all here\n</think>\n\nok",
     "<think>\nkey\n</think>\n\nok",
@@ -304,6 +304,9 @@ def test_one_step_follows_the_method(tiny_tokenizer, marginal, grouping, measure
     assert metrics["duet/penalised_length_mean"] == pytest.approx(lengths.mean())
     if marginal != "off":
         assert metrics["duet/r_m"] == pytest.approx(r_m.mean())
+    # the collapse watch: M responses with an empty signal, and m's accuracy on them
+    assert metrics["duet/signal_empty_fraction"] == pytest.approx(np.mean([s == "" for s in signals]))
+    assert metrics["duet/small_accuracy_empty_signal"] == 0.0  # nothing to read: m never finds the key
     # --- verl's perf metrics, per model: MFU of the log-prob pass, tokens (prompt + response) for the throughput
     assert metrics["large/perf/mfu/actor_infer"] == metrics["small/perf/mfu/actor_infer"] == INFER_MFU
     assert metrics["large/perf/total_num_tokens"] == int(large_batch["attention_mask"].sum())
@@ -381,13 +384,18 @@ def test_the_training_dump_has_one_record_per_m_answer(tiny_tokenizer, tmp_path)
 def test_validation_metrics_average_each_source_over_its_answers():
     """Two M responses with two m answers each (and one from another source): the per-source means of the
     answer records, which equal the means over M responses since each has the same number of answers."""
-    rows = [("math", 1.0, 10, 4, 3), ("math", 0.0, 10, 4, 5), ("math", 1.0, 30, 8, 3), ("math", 1.0, 30, 8, 1),
-            ("gpqa", 0.0, 20, 6, 2)]  # fmt: skip
-    fields = ("data_source", "correct", "large_tokens", "large_thinking_tokens", "small_tokens")
-    metrics = DuetTrainer._validation_metrics([dict(zip(fields, row, strict=True)) for row in rows])
-    assert metrics["val-duet/math/acc"] == pytest.approx(0.75)
+    rows = [("math", 1.0, 10, 4, 3, "a"), ("math", 0.0, 10, 4, 5, "a"), ("math", 1.0, 30, 8, 3, ""),
+            ("math", 0.0, 30, 8, 1, ""), ("gpqa", 0.0, 20, 6, 2, "b")]  # fmt: skip
+    fields = ("data_source", "correct", "large_tokens", "large_thinking_tokens", "small_tokens", "signal")
+    metrics = DuetTrainer._validation_metrics([dict(zip(fields, row, strict=True)) for row in rows], response_cap=30)
+    assert metrics["val-duet/math/acc"] == pytest.approx(0.5)
     assert metrics["val-duet/math/large_tokens"] == pytest.approx(20.0)
     assert metrics["val-duet/math/large_thinking_tokens"] == pytest.approx(6.0)
     assert metrics["val-duet/math/small_tokens"] == pytest.approx(3.0)
-    assert metrics["val-duet/math/intelligence_per_1k_tokens"] == pytest.approx(0.75 / 0.02)
+    assert metrics["val-duet/math/intelligence_per_1k_tokens"] == pytest.approx(0.5 / 0.02)
     assert metrics["val-duet/gpqa/acc"] == 0.0 and metrics["val-duet/gpqa/large_tokens"] == 20.0
+    # the second M response's signal was empty: half the answers, right once in two
+    assert metrics["val-duet/math/signal_empty_fraction"] == 0.5 and metrics["val-duet/math/acc_empty_signal"] == 0.5
+    assert metrics["val-duet/gpqa/signal_empty_fraction"] == 0.0 and "val-duet/gpqa/acc_empty_signal" not in metrics
+    # M's responses that reached the response cap (30 tokens): the second of the two math ones
+    assert metrics["val-duet/math/large_cut_fraction"] == 0.5 and metrics["val-duet/gpqa/large_cut_fraction"] == 0.0
