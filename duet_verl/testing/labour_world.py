@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from duet_verl.testing.warm_start import SFTRecipe
 from duet_verl.testing.world import (
     FILLERS,
     NAME_POOL,
+    SMALL_TEMPLATE,
     VALUES,
     WORLD_DATA_SOURCE,
     large_completion,
@@ -255,6 +257,52 @@ def build_labour_world(
     pd.DataFrame(large_sft_rows(world, tokenizer, steps=False)).to_parquet(paths["large_direct_sft"])
     pd.DataFrame(small_sft_rows(world, tokenizer)).to_parquet(paths["small_sft"])
     return paths
+
+
+# ---------------------------------------------------------------------------------------------- measuring m
+QUESTION_NAME = re.compile(r"number of (\w+)")  # every phrasing names the table's row this way
+
+
+def question_name(question: str) -> str:
+    return QUESTION_NAME.search(question).group(1)
+
+
+def oracle_small_accuracy(world_dir: str | Path, small: str | Path, max_new_tokens: int = 64) -> float:
+    """m's greedy accuracy on the held-out questions when its signal is the right fact alone (an oracle M's): how
+    well m works the sums by itself, apart from what M sends it (the paper prompt, as DUET renders it)."""
+    from duet_verl.core import render_small_prompt, score_answer
+    from duet_verl.evaluate.backends import HFGenerator
+
+    questions = load_labour_world(world_dir).questions("test")
+    generator = HFGenerator(str(small), batch_size=len(questions), device="cpu")
+    prompts = [
+        render_small_prompt(generator.tokenizer, SMALL_TEMPLATE, q.text, fact_sentence(q.name, q.value)).token_ids
+        for q in questions
+    ]
+    answers = generator.generate(prompts, max_new_tokens, 0.0, 1.0, 0, seeds=[0] * len(prompts))
+    generator.close()
+    scores = [
+        score_answer(WORLD_DATA_SOURCE, a.text, str(q.answer)).score for a, q in zip(answers, questions, strict=True)
+    ]
+    return sum(scores) / len(scores)
+
+
+def signal_facts(world: LabourWorld, records: list[dict]) -> dict[str, float | None]:
+    """Which of DUET's held-out answers had the right fact in M's signal (``evaluate``'s duet records), and m's
+    accuracy with and without it: whether a wrong answer is M's signal or m's sum."""
+
+    def has_fact(record: dict) -> bool:
+        name = question_name(record["question"])
+        return fact_sentence(name, world.facts[name]) in (record["signal"] or "")
+
+    right = [r for r in records if has_fact(r)]
+    other = [r for r in records if not has_fact(r)]
+
+    def accuracy(rows: list[dict]) -> float | None:
+        return sum(float(r["correct"]) for r in rows) / len(rows) if rows else None
+
+    return {"right_fact_share": len(right) / len(records), "accuracy_with_right_fact": accuracy(right),
+            "accuracy_without_right_fact": accuracy(other)}  # fmt: skip
 
 
 def load_labour_world(out_dir: str | Path) -> LabourWorld:

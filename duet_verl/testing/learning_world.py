@@ -201,13 +201,17 @@ def evaluate(
     small: Path,
     large_max_tokens: int = 128,
     small_max_tokens: int = 16,
+    large_temperature: float = 0.6,
 ) -> dict:
-    """``python -m duet_verl.evaluate`` (hf backend, 4 samples per question) on a world's held-out file."""
+    """``python -m duet_verl.evaluate`` (hf backend) on a world's held-out file: 4 samples per question with M at
+    ``large_temperature`` (the paper's 0.6), or one where M is greedy (``large_temperature=0``: m always is)."""
+    samples = 4 if large_temperature > 0 else 1
     command = [
         sys.executable, "-m", "duet_verl.evaluate", "--backend", "hf", "--device", "cpu", "--no-progress",
         "--large", str(large), "--base-large", str(base_large), "--small", str(small), "--data", str(test_file),
-        "--modes", *modes, "--out", str(out), "--seeds", "4", "--large-max-tokens", str(large_max_tokens),
-        "--small-max-tokens", str(small_max_tokens), "--chunk-size", "96",
+        "--modes", *modes, "--out", str(out), "--seeds", str(samples), "--large-max-tokens", str(large_max_tokens),
+        "--small-max-tokens", str(small_max_tokens), "--chunk-size", "96", "--large-temperature",
+        str(large_temperature),
     ]  # fmt: skip
     run(command, out / "evaluate.log")
     return json.loads((out / "summary.json").read_text())

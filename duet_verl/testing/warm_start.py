@@ -14,6 +14,7 @@ the completion (loss on it only) followed by the end-of-turn token. Training run
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -190,6 +191,74 @@ def warm_start(
         futures = {name: pool.submit(train, name, recipe) for name, recipe in recipes.items()}
         models = {name: future.result() for name, future in futures.items()}
     (out / "warm_start.json").write_text(json.dumps({"seed": seed, "wall_s": seconds}, indent=2))
+    return models
+
+
+# ---------------------------------------------------------------------------------------------- the cache
+CACHE_VERSION = 1  # bump when the warm start's code changes what it trains (the SFT command, the initial weights)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def warm_start_key(world_paths: dict, name: str, recipe: SFTRecipe, seed: int) -> dict:
+    """What a warm start is made of: its SFT set's rows, the tokenizer, the recipe, the architecture and the seeds.
+    Two warm starts with the same key are the same training (verl's SFT on CPU makes them again bit for bit)."""
+    frame = pd.read_parquet(world_paths[recipe.train_set])
+    rows = json.dumps(frame.to_dict("records"), sort_keys=True).encode()
+    tokenizer = _sha256(Path(world_paths["tokenizer"], "tokenizer.json").read_bytes())
+    spec = asdict(WORLD_MODEL_SPECS[recipe.size])
+    return {"name": name, "version": CACHE_VERSION, "recipe": asdict(recipe), "seed": seed, "spec": spec,
+            "sft_rows": _sha256(rows), "tokenizer": tokenizer}  # fmt: skip
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {str(f.relative_to(folder)): _sha256(f.read_bytes()) for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def cached_model(entry: Path, key: dict) -> Path | None:
+    """The model of a cache entry made from ``key``, checked against its manifest (every file's sha256), or None
+    (no entry, another key, or a file missing or changed: the entry is then made again, never trusted)."""
+    manifest_path = entry / "manifest.json"
+    if not manifest_path.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    model = entry / "model"
+    if manifest.get("key") != key or not model.is_dir() or _files(model) != manifest.get("files"):
+        print(f"[warm start] {entry}: not what its manifest says (key or files); training it again", flush=True)
+        return None
+    return model
+
+
+def cached_warm_start(
+    world_paths: dict, cache: str | Path, seed: int = 0, recipes: dict[str, SFTRecipe] = SFT_RECIPES
+) -> dict[str, Path]:
+    """``warm_start``, built once per (world, recipe, seed): each model lives in ``cache/<name>-<key hash>/model``
+    with a ``manifest.json`` of its key (``warm_start_key``) and file hashes, and is reused while both match; only
+    the missing or changed ones are trained. Their wall times are in each entry's manifest."""
+    cache = Path(cache)
+    keys = {name: warm_start_key(world_paths, name, recipe, seed) for name, recipe in recipes.items()}
+    entries = {name: cache / f"{name}-{_sha256(json.dumps(key, sort_keys=True).encode())[:16]}" for name, key in
+               keys.items()}  # fmt: skip
+    models = {name: cached_model(entries[name], keys[name]) for name in recipes}
+    missing = {name: recipes[name] for name, model in models.items() if model is None}
+    if missing:
+        scratch = cache / f"scratch-{os.getpid()}"
+        trained = warm_start(world_paths, scratch, seed, missing)
+        seconds = json.loads((scratch / "warm_start.json").read_text())["wall_s"]
+        for name, folder in trained.items():
+            entry = entries[name]
+            shutil.rmtree(entry, ignore_errors=True)
+            entry.mkdir(parents=True)
+            shutil.move(folder, entry / "model")
+            manifest = {"key": keys[name], "wall_s": seconds[name], "files": _files(entry / "model")}
+            (entry / "manifest.json").write_text(json.dumps(manifest, indent=2))  # last: an entry without it is redone
+            models[name] = entry / "model"
+        shutil.rmtree(scratch, ignore_errors=True)
+    for name in recipes:
+        if name not in missing:
+            print(f"[warm start] reusing {entries[name]}", flush=True)
     return models
 
 

@@ -2,6 +2,7 @@
 accuracy recovered from its penalised score), and the per-seed and across-seed tables with the target's verdict."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ spec = importlib.util.spec_from_file_location(
     "labour_benchmark", Path(__file__).parents[2] / "benchmarks/labour_world.py"
 )
 bench = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = bench  # its dataclasses look their module up there
 spec.loader.exec_module(bench)
 
 
@@ -26,24 +28,47 @@ def test_curves_have_one_shape_and_m_alone_accuracy_is_score_plus_penalty():
     assert rows[1]["large_length"] == 48.0 and "lambda" not in rows[1]
 
 
-def summary(seed: int, duet_tokens: float) -> dict:
-    def row(key, accuracy, large, small=0.0):
-        return {"key": key, "system": bench.LABELS.get(key, key), "accuracy": accuracy, "accuracy_ci95": [0, 1],
-                "large_tokens": large, "small_tokens": small, "cost_world": frontier.cost(large, small, 0.6),
-                "cost_paper": frontier.cost(large, small, frontier.PAPER_RATIO)}  # fmt: skip
+def summary(seed: int, duet_tokens: float, alone_accuracy: float = 0.99) -> dict:
+    def row(key, role, accuracy, large, small=0.0, decoding="M at T=0.6", **more):
+        return {"key": key, "role": role, "system": key.removesuffix("_greedy"), "decoding": decoding,
+                "accuracy": accuracy, "accuracy_ci95": [0, 1], "large_tokens": large, "small_tokens": small,
+                "cost_world": frontier.cost(large, small, 0.6), "cost_paper": frontier.cost(large, small, 0.075),
+                **more}  # fmt: skip
 
-    table = [row("warm_large", 1.0, 80), row("grpo", 0.99, 78), row("penalty_0.5", 0.99, 60),
-             row("duet", 0.99, duet_tokens, 45)]  # fmt: skip
+    table = [row("warm_large", "warm_single", 1.0, 80),
+             row("warm_large_greedy", "warm_single", 0.99, 79, decoding="M greedy"),
+             row("penalty_0.5", "single", alone_accuracy, 60), row("penalty_0.5_greedy", "single", 0.5, 40),
+             row("duet_0.5", "duet", 0.99, duet_tokens, 45, signal_empty_fraction=0.0, right_fact_share=0.98,
+                 accuracy_with_right_fact=1.0, small_oracle_accuracy=0.99)]  # fmt: skip
     return {"seed": seed, "table": table, "target": frontier.target({r["key"]: r for r in table})}
 
 
-def test_tables_report_every_seed_and_its_verdict():
-    met, missed = summary(0, 25.0), summary(1, 60.0)
+def test_systems_pair_duet_and_m_alone_at_every_lambda():
+    runs = {system.key: system for system in bench.systems((0.25, 0.5), (1.0,), 0.5)}
+    for lam in (0.25, 0.5):
+        assert runs[f"duet_{lam}"].pair and runs[f"duet_{lam}"].lam == lam
+        assert not runs[f"penalty_{lam}"].pair and runs[f"penalty_{lam}"].lam == lam
+    assert "duet_1.0" not in runs and runs["penalty_1.0"].lam == 1.0
+    assert runs["duet_adaptive"].lam == runs["penalty_adaptive"].lam == "adaptive" and runs["grpo"].lam is None
+    assert runs["duet_0.5_grouped_per_signal"].extra == ("duet.small_grouping=signal",)
+    assert runs["duet_0.5_m_frozen"].extra == ("duet.train_small=false",)
+    assert bench.duet_lambda(0.5) == ("duet.lambda_schedule=constant", "duet.lambda_init=0.5")
+    assert bench.duet_lambda("adaptive") == ()
+
+
+def test_tables_report_every_seed_its_verdict_and_the_collapse_rates():
+    met, missed = summary(0, 25.0), summary(1, 40.0, alone_accuracy=0.6)
     assert met["target"]["met"] and not missed["target"]["met"]
-    assert "Target (met" in bench.markdown(met) and "vs penalty_0.5: 0.42" in bench.markdown(met)
+    text = bench.markdown(met)
+    assert "Target met (accuracy floor 98.0%)" in text and "0.42× the M tokens" in text
+    assert "| duet_0.5 | M at T=0.6 | 99.0 (0.0–100.0) | 25.0 | 45.0 |" in text and "| 98.0% (100.0%) | 99.0% |" in text
+    # seed 1: no trained M alone keeps the floor, so warm M greedy is the bar (40 / 79 > 0.5)
+    assert "shortest single model keeping it is warm_large (M greedy)" in bench.markdown(missed)
     table = bench.across_seeds([met, missed])
-    assert "| DUET: trained M → trained m | 99.0%, 25.0, 28.4 | 99.0%, 60.0, 63.4 |" in table
-    assert "seed 0 met, seed 1 not met" in table
+    assert "| duet_0.5 | M at T=0.6 | 99.0%, 25.0, 28.4 | 99.0%, 40.0, 43.4 | 0 of 2 |" in table
+    assert "| penalty_0.5 | M at T=0.6 | 99.0%, 60.0, 60.0 | 60.0%, 60.0, 60.0 | 1 of 2 |" in table
+    assert "- seed 0: Target met" in table and "- seed 1: Target not met" in table
+    assert bench.legend(met["table"])["penalty_0.5_greedy"] == "penalty_0.5, greedy"
 
 
 def test_a_failed_run_is_named_with_its_log(tmp_path):

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from duet_verl.testing import labour_pair
+from duet_verl.testing import labour_world as lw
 from duet_verl.testing.labour_pair import PAIR, PAIR_WORLD, prepare, race_result, report
 from duet_verl.testing.labour_world import build_labour_world, load_labour_world
 from duet_verl.testing.learning_world import HELDOUT
@@ -65,3 +66,21 @@ def test_a_short_run_reports_halves_not_overlapping_windows():
     duet[2] |= validation(1.0, 70.0)
     text = report(duet, labour_pair.RACE)
     assert "2 steps (first 1 step → last 1 step)" in text and "80.0 →   60.0 tokens (0.75×)" in text
+
+
+def test_the_shipped_m_works_the_sums_from_the_right_fact(tmp_path):
+    """An oracle M (the right fact alone as the signal): the shipped m answers almost every held-out question, and a
+    wrong fact leads it to the wrong sum (it reads the signal, it does not know the table)."""
+    world, models = prepare(tmp_path)
+    assert lw.oracle_small_accuracy(world["facts"].parent, models["small"]) >= 0.9
+    questions = lw.load_labour_world(world["facts"].parent).questions("test")
+    right = {"question": questions[0].text, "signal": lw.fact_sentence(questions[0].name, questions[0].value)}
+    wrong = {"question": questions[1].text, "signal": "I will check it again."}
+    records = [
+        {**right, "correct": 1.0},
+        {**right, "correct": 0.0},
+        {**wrong, "correct": 0.0},
+        {**wrong, "correct": 0.0},
+    ]
+    facts = lw.signal_facts(lw.load_labour_world(world["facts"].parent), records)
+    assert facts == {"right_fact_share": 0.5, "accuracy_with_right_fact": 0.5, "accuracy_without_right_fact": 0.0}
