@@ -79,8 +79,30 @@ launch() {
     launch_local "$module" "$@"
     return
   fi
-  local submit=(ray job submit --address "$RAY_ADDRESS" --runtime-env-json "$(job_runtime_env)")
-  if [ -n "${RAY_SUBMISSION_ID:-}" ]; then submit+=(--submission-id "$RAY_SUBMISSION_ID"); fi
-  if [ "${RAY_NO_WAIT:-0}" = 1 ]; then submit+=(--no-wait); fi
-  "${submit[@]}" -- python -m "$module" "$@"
+  local id=${RAY_SUBMISSION_ID:-duet-$(date -u +%Y%m%d-%H%M%S)-$$}
+  local submit=(ray job submit --address "$RAY_ADDRESS" --submission-id "$id" --runtime-env-json "$(job_runtime_env)")
+  if [ "${RAY_NO_WAIT:-0}" = 1 ]; then
+    "${submit[@]}" --no-wait -- python -m "$module" "$@"
+    return
+  fi
+  "${submit[@]}" -- python -m "$module" "$@" || true  # its status says only failed or not: the driver's says why
+  exit "$(job_exit_status "$RAY_ADDRESS" "$id")"
+}
+
+# job_exit_status DASHBOARD JOB_ID: the exit status of a finished job's driver (1 when Ray has none: the job never
+# started, or Ray stopped it).
+job_exit_status() {
+  python - "$1" "$2" <<'PY'
+import sys
+
+try:
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    info = JobSubmissionClient(sys.argv[1]).get_job_info(sys.argv[2])
+    code = info.driver_exit_code
+    print(code if code is not None else 0 if info.status == JobStatus.SUCCEEDED else 1)
+except Exception as error:  # no such job: the submission itself failed (its message is above)
+    print(f"could not read job {sys.argv[2]}'s status: {error}", file=sys.stderr)
+    print(1)
+PY
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The paper's "train M alone" baseline: Qwen3-8B with verl's plain GRPO (python -m verl.trainer.main_ppo), on
 # the data, lengths, batch sizes, KL-in-reward and validation of run_duet_qwen3.sh, scored by the same DUET
-# scorer, with no length penalty and no m. Same knobs (recipes/common_gpu.sh); extra hydra overrides pass through.
+# scorer, with no length penalty and no m, on the trainer DUET's M trains on (verl's RayPPOTrainer, not main_ppo's
+# default V1), so that a difference between the two runs is not one of trainers. That trainer splits a step's
+# TRAIN_BATCH × N rollouts evenly over the agent loop's workers (verl's 8): keep TRAIN_BATCH × N a multiple of 8.
+# Same knobs (recipes/common_gpu.sh); extra hydra overrides pass through.
 #   bash recipes/run_grpo_baseline_qwen3.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,6 +18,7 @@ mapfile -t large_overrides < <(large_model_overrides)
 mapfile -t schedule_overrides < <(trainer_overrides "$EXPERIMENT" "$OUT_DIR")
 
 overrides=(
+  trainer.use_v1=False                                  # RayPPOTrainer, which DuetTrainer extends
   algorithm.adv_estimator=grpo
   algorithm.use_kl_in_reward=True                       # as DUET's M: KL in the reward, not in the loss
   "algorithm.kl_ctrl.kl_coef=$KL_COEF"

@@ -37,7 +37,9 @@ class Substitution:
     reason: str
     env: bool = False
     rollouts: tuple[str, ...] = ROLLOUTS
-    recipes: str = "training"  # or "evaluation": recipes/eval_duet_qwen3.sh, whose arguments go to the CLI
+    # "training" (every training recipe), "baseline" (the GRPO baseline recipe, after the training ones) or
+    # "evaluation" (recipes/eval_duet_qwen3.sh, whose arguments go to the CLI)
+    recipes: str = "training"
 
 
 SUBSTITUTIONS: list[Substitution] = [
@@ -107,8 +109,10 @@ SUBSTITUTIONS: list[Substitution] = [
     ),
     Substitution("reward.num_workers=1", "reward-loop processes (verl's 8)"),
     Substitution(
-        "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
-        "storage units of verl's V1 trainer, the GRPO baseline's (8 stalled it on CPU)",
+        "actor_rollout_ref.rollout.agent.num_workers=4",
+        "the GRPO baseline's agent-loop workers: its trainer (verl's RayPPOTrainer) splits a step's 32 rollouts "
+        "evenly over them, without DUET's padding (8 divide the paper's 256 as well)",
+        recipes="baseline",
     ),
     Substitution("MODEL_LARGE=<tiny>/model_large", "a random 4-layer Qwen3 as M, built offline (Qwen3-8B)", env=True),
     Substitution("MODEL_SMALL=<tiny>/model_small", "a random 2-layer Qwen3 as m (Qwen3-0.6B)", env=True),
@@ -147,11 +151,11 @@ SUBSTITUTIONS: list[Substitution] = [
     Substitution("trainer.total_training_steps=2", "2 steps, then the same command resumed for a third (3 epochs)"),
     # --- recipes/eval_duet_qwen3.sh ----------------------------------------------------------------------------
     Substitution("BACKEND=hf", "transformers on the CPU (vllm: vLLM's GPU build)", env=True, recipes="evaluation"),
-    Substitution("LARGE=<tiny>/model_large", "trained M (Qwen/Qwen3-8B)", env=True, recipes="evaluation"),
-    Substitution("BASE_LARGE=<tiny>/model_large", "base M (Qwen/Qwen3-8B)", env=True, recipes="evaluation"),
-    Substitution("SMALL=<tiny>/model_small", "m (Qwen/Qwen3-0.6B)", env=True, recipes="evaluation"),
+    Substitution("MODEL_LARGE=<tiny>/model_large", "trained M (Qwen/Qwen3-8B)", env=True, recipes="evaluation"),
+    Substitution("MODEL_BASE_LARGE=<tiny>/model_large", "base M (Qwen/Qwen3-8B)", env=True, recipes="evaluation"),
+    Substitution("MODEL_SMALL=<tiny>/model_small", "m (Qwen/Qwen3-0.6B)", env=True, recipes="evaluation"),
     Substitution(
-        "DATA_DIR=<prepared>",
+        "DATA_ROOT=<prepared>",
         "the fixtures' rows of the five benchmarks (6 to 13 each)",
         env=True,
         recipes="evaluation",
@@ -162,9 +166,12 @@ SUBSTITUTIONS: list[Substitution] = [
 
 
 def substitutions(rollout: str, recipes: str = "training") -> list[Substitution]:
+    """``rollout``'s substitutions for ``recipes`` ("training", "baseline": the training ones, then its own, or
+    "evaluation")."""
     if rollout not in ROLLOUTS:
         raise ValueError(f"rollout must be one of {ROLLOUTS}, got {rollout!r}")
-    return [s for s in SUBSTITUTIONS if rollout in s.rollouts and s.recipes == recipes]
+    kinds = ("training", "baseline") if recipes == "baseline" else (recipes,)
+    return [s for kind in kinds for s in SUBSTITUTIONS if rollout in s.rollouts and s.recipes == kind]
 
 
 def environment(rollout: str, places: dict[str, str], recipes: str = "training") -> dict[str, str]:
@@ -200,7 +207,7 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 def command(recipe: str, rollout: str, places: dict[str, str], out: Path, *extra: str):
     """``bash recipes/RECIPE`` with ``rollout``'s substitutions (M-alone recipes get M's block only), ``extra``
     overrides after them, and its environment (``OUT_DIR=out``, a local Ray)."""
-    recipes = "evaluation" if recipe.startswith("eval_") else "training"
+    recipes = "evaluation" if recipe.startswith("eval_") else "baseline" if "baseline" in recipe else "training"
     blocks = MODEL_BLOCKS if "duet" in recipe else MODEL_BLOCKS[:1]
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the recipes run this env's `python`
     env = {**os.environ, "PATH": path, "RAY_ADDRESS": "", "OUT_DIR": str(out), **environment(rollout, places, recipes)}
@@ -280,7 +287,7 @@ def markdown_table() -> str:
     rows = ["| setting | rollout | why |", "|---|---|---|"]
     for substitution in SUBSTITUTIONS:
         where = "both" if substitution.rollouts == ROLLOUTS else substitution.rollouts[0]
-        where = f"{where}, evaluation" if substitution.recipes == "evaluation" else where
+        where = where if substitution.recipes == "training" else f"{where}, {substitution.recipes}"
         kind = "env " if substitution.env else ""
         rows.append(f"| {kind}`{substitution.setting}` | {where} | {substitution.reason} |")
     return "\n".join(rows) + "\n"

@@ -147,6 +147,19 @@ def _damaged_message(what: Path, problems: list[str], intact: Path | None) -> st
     return f"cannot resume from {what}: {'; '.join(problems)}. Nothing was loaded. {fallback}"
 
 
+def remove_unpublished(root: Path) -> list[Path]:
+    """Remove every ``global_step_N.partial/`` under ``root`` (called after a publish and before a resume, when no
+    save is in progress): a save killed mid-write (a preemption whose grace period ran out) leaves one that no
+    resume reads and no later save at another step replaces, ~100 GB for 8B + 0.6B. Returns what was removed."""
+    if not root.is_dir():
+        return []
+    removed = [folder for folder in sorted(root.glob("global_step_*.partial")) if folder.is_dir()]
+    for folder in removed:
+        shutil.rmtree(folder)
+        print(f"[duet] removed {folder}: a checkpoint whose save never finished", flush=True)
+    return removed
+
+
 def stale_checkpoints(root: Path, keep: int | None) -> list[Path]:
     """Published checkpoints beyond the newest ``keep`` (None or <= 0: keep all), oldest first.
 
@@ -245,6 +258,7 @@ class CheckpointPublishing:
         tracker_tmp.write_text(str(self.global_steps))
         os.replace(tracker_tmp, root / TRACKER_FILE)
         print(f"[duet] saved checkpoint {final}", flush=True)
+        remove_unpublished(root)
         for stale in stale_checkpoints(root, self.config.trainer.get("max_actor_ckpt_to_keep")):
             shutil.rmtree(stale)
             print(f"[duet] removed old checkpoint {stale} (trainer.max_actor_ckpt_to_keep)", flush=True)

@@ -4,6 +4,8 @@ error ("Connection closed by peer")."""
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,3 +58,63 @@ def node_lost_message(dead: list[dict], checkpoint_root: Path) -> str:
         else f"no checkpoint was completed under {checkpoint_root}, so a resubmission starts from step 0"
     )
     return f"Ray lost {len(dead)} node(s) during the run: {names}. The run stopped; {resume}."
+
+
+def use_token_auth_when_available() -> None:
+    """Connect to a Ray cluster by address as ``ray start`` would: with token authentication when a token is at hand
+    (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``, which Ray 2.60 writes and then enables on the
+    clusters it starts) unless ``RAY_AUTH_MODE`` says otherwise; a client without it is refused
+    ("InvalidAuthToken"). Call it before this process imports Ray, which reads the mode once."""
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        return
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def wait_for_gpus(dashboard: str, gpus: int, timeout_s: float, poll_s: float = 5.0) -> int:
+    """Wait until ``gpus`` GPUs have joined the Ray cluster whose dashboard is ``dashboard`` (``http://HEAD:8265``) or
+    ``timeout_s`` passed, retrying while the head starts; returns how many did. verl counts the cluster's GPUs once,
+    at start, so a launcher submits only after this. It asks the dashboard over HTTP (Ray's state API), not as a
+    driver: a driver on a node must reach that node's raylet through ``/tmp/ray``, which a container step of its own
+    (pyxis/enroot: a private ``/tmp``) does not see."""
+    use_token_auth_when_available()  # before Ray reads its configuration, on import
+    from ray.util.state import list_nodes
+
+    deadline, seen = time.monotonic() + timeout_s, -1
+    while True:
+        try:
+            nodes = list_nodes(address=dashboard, filters=[("state", "=", "ALIVE")], timeout=10)
+            have = int(sum(node.resources_total.get("GPU", 0) for node in nodes))
+        except Exception:  # the head and its dashboard still starting: no answer yet
+            have = 0
+        if have != seen:
+            print(f"[duet] {have} of {gpus} GPUs have joined the Ray cluster at {dashboard}", flush=True)
+            seen = have
+        if have >= gpus or time.monotonic() >= deadline:
+            return have
+        time.sleep(poll_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m duet_verl.train.cluster",
+        description="Wait until a Ray cluster has its GPUs (a launcher's step between `ray start` and the job).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--address", required=True, help="the head's dashboard, http://HEAD:8265")
+    parser.add_argument("--gpus", type=int, required=True, help="the GPUs every node together brings")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait")
+    args = parser.parse_args(argv)
+    have = wait_for_gpus(args.address, args.gpus, args.timeout)
+    if have < args.gpus:
+        print(f"error: only {have} of {args.gpus} GPUs joined the Ray cluster at {args.address} within "
+              f"{args.timeout:.0f} s; the nodes' `ray start` output above says why", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig, OmegaConf
 
 from duet_verl.core import GROUPINGS, LENGTH_MEASURES, MARGINAL_UTILITY_MODES, SCHEDULES, SMALL_QUESTIONS
@@ -10,6 +12,42 @@ from duet_verl.train.checkpointing import DAMAGED_CHOICES
 from duet_verl.train.duet_config import GUIDED_TEMPLATES, LARGE, SMALL, SMALL_BLOCK, DuetConfig, DuetConfigError
 from duet_verl.train.model_views import uses_lora
 from duet_verl.train.preemption import signal_problems
+
+MODEL_ROLES = {"actor_rollout_ref": "M, the capable model", SMALL_BLOCK: "m, the small model"}
+# verl's "???" keys a DUET run may leave unset: m's rollout takes M's backend (model_views), and the reward model
+# verl's config carries is not used (m's answers are scored by rule)
+UNSET_IS_FINE = (f"{SMALL_BLOCK}.rollout.name", "reward.reward_model.")
+
+
+def verl_placeholder_model_path() -> str:
+    """The model path verl's ``hf_model.yaml`` fills in when none is given (a model nobody meant to train)."""
+    from importlib import resources
+
+    yaml = resources.files("verl.trainer.config").joinpath("model", "hf_model.yaml")
+    return OmegaConf.create(yaml.read_text()).path
+
+
+def looks_local(path: str) -> bool:
+    """A model path meant as a folder on disk (anything else, ``owner/name``, is a hub id)."""
+    return path.startswith(("/", ".", "~")) or Path(path).expanduser().exists() or path.count("/") != 1
+
+
+def missing_inputs(config: DictConfig) -> list[str]:
+    """Each model folder and data file the config names that this machine does not have (checked by the driver
+    before Ray starts: on a cluster the driver runs on the head node, which mounts the shared filesystem)."""
+    missing = []
+    for block, role in MODEL_ROLES.items():
+        path = str(config[block].model.path)
+        if looks_local(path) and not Path(path).expanduser().is_dir():
+            missing.append(f"{block}.model.path={path} ({role}): no such folder; pass a model folder or a hub id "
+                           "(owner/name)")  # fmt: skip
+    for key in ("data.train_files", "data.val_files"):
+        files = OmegaConf.select(config, key)
+        for file in [files] if isinstance(files, str) else list(files or []):
+            if not Path(str(file)).expanduser().is_file():
+                missing.append(f"{key}: {file} does not exist; prepare it with python -m data_prep.<name> "
+                               "(docs/data_prep.md)")  # fmt: skip
+    return missing
 
 
 def _require(condition: bool, message: str, problems: list[str]) -> None:
@@ -19,6 +57,12 @@ def _require(condition: bool, message: str, problems: list[str]) -> None:
 
 def validate(config: DictConfig, duet: DuetConfig) -> None:
     """Fail fast, naming the keys, on combinations that would break hours into a run."""
+    unset = sorted(key for key in OmegaConf.missing_keys(config) if not key.startswith(UNSET_IS_FINE))
+    if unset:  # verl leaves these "???" for the user; nothing below can be checked without them
+        raise DuetConfigError(
+            f"invalid DUET config: {', '.join(unset)} not set: pass each as key=value (a recipe sets them all: "
+            "bash recipes/run_duet_cpu_world.sh on CPU; docs/training.md)"
+        )
     problems: list[str] = []
     choices = {
         "duet.lambda_schedule": (duet.lambda_schedule, SCHEDULES),
@@ -50,8 +94,15 @@ def validate(config: DictConfig, duet: DuetConfig) -> None:
         problems,
     )
     _require(config.algorithm.adv_estimator == "grpo", "algorithm.adv_estimator must be grpo for DUET", problems)
-    small = config[SMALL_BLOCK]
-    _require(small.model.get("path") is not None, f"{SMALL_BLOCK}.model.path is required (the small model m)", problems)
+    placeholder = verl_placeholder_model_path()
+    for block, role in MODEL_ROLES.items():
+        path = config[block].model.get("path")
+        _require(
+            path not in (None, "", placeholder),
+            f"{block}.model.path is not set ({role}; verl fills in its placeholder {placeholder!r}): pass "
+            f"{block}.model.path=<a model folder or hub id>",
+            problems,
+        )
 
     n = config.actor_rollout_ref.rollout.n
     batch = config.data.train_batch_size
@@ -102,13 +153,63 @@ def validate(config: DictConfig, duet: DuetConfig) -> None:
         problems,
     )
     _check_rollout_engines(config, problems)
+    _check_what_duets_step_does_not_read(config, duet, problems)
     if problems:
         raise DuetConfigError("invalid DUET config:\n- " + "\n- ".join(problems))
+
+
+def _check_what_duets_step_does_not_read(config: DictConfig, duet: DuetConfig, problems: list[str]) -> None:
+    """verl keys that its own trainer reads and DUET's step does not: set, they would be silently ignored."""
+    algorithm, data = config.algorithm, config.data
+    correction = algorithm.get("rollout_correction") or {}
+    _require(
+        correction.get("rollout_is") is None and correction.get("rollout_rs") is None
+        and not correction.get("bypass_mode", False),
+        "algorithm.rollout_correction.*: DUET's step applies no rollout correction (importance weights or rejection "
+        "sampling); leave rollout_is, rollout_rs null and bypass_mode false",
+        problems,
+    )  # fmt: skip
+    _require(
+        not (algorithm.get("filter_groups") or {}).get("enable", False),
+        "algorithm.filter_groups.enable=True: DUET's step keeps every GRPO group (DAPO's dynamic sampling is not "
+        "supported); set it to False",
+        problems,
+    )
+    _require(
+        not algorithm.get("use_pf_ppo", False),
+        "algorithm.use_pf_ppo=True: DUET's step does not reweight its batches (PF-PPO); set it to False",
+        problems,
+    )
+    gen = data.get("gen_batch_size")
+    _require(
+        gen is None or gen == data.train_batch_size,
+        f"data.gen_batch_size={gen}: DUET generates for data.train_batch_size={data.train_batch_size} questions per "
+        "step (DAPO's over-sampling is not supported); remove it",
+        problems,
+    )
+    small_n, n, k = config[SMALL_BLOCK].rollout.n, config.actor_rollout_ref.rollout.n, duet.small_rollouts_per_signal
+    _require(
+        small_n in (1, n * k),
+        f"{SMALL_BLOCK}.rollout.n={small_n}: DUET sets m's answers per question to actor_rollout_ref.rollout.n × "
+        f"duet.small_rollouts_per_signal = {n} × {k}; set duet.small_rollouts_per_signal (m's answers per signal) "
+        "instead",
+        problems,
+    )
 
 
 def _check_rollout_engines(config: DictConfig, problems: list[str]) -> None:
     """What the fused worker group and two GPU rollout engines on the same GPUs require."""
     rollouts = {block: config[block].rollout for block in ("actor_rollout_ref", SMALL_BLOCK)}
+    gpus, per_node = config.trainer.n_gpus_per_node * config.trainer.nnodes, config.trainer.n_gpus_per_node
+    for block, rollout in rollouts.items():
+        size = rollout.tensor_model_parallel_size * rollout.data_parallel_size * rollout.pipeline_model_parallel_size
+        _require(
+            gpus % size == 0 and (size <= per_node or size % per_node == 0),
+            f"{block}.rollout.tensor_model_parallel_size={rollout.tensor_model_parallel_size} (× data_parallel_size "
+            f"× pipeline_model_parallel_size = {size} GPUs per rollout replica) must divide the {gpus} GPUs "
+            f"(trainer.n_gpus_per_node={per_node} × trainer.nnodes), whole nodes when larger than one",
+            problems,
+        )
     for block, rollout in rollouts.items():
         backend = rollout.checkpoint_engine.backend
         # nccl/nixl/hccl: one process-wide collective group name ("default"), so m would reuse M's group in the

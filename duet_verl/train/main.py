@@ -18,17 +18,32 @@ import ray
 from omegaconf import DictConfig, OmegaConf, open_dict
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from duet_verl.train.checkpointing import choose_resume
+from duet_verl.train.checkpointing import DamagedCheckpointError, choose_resume, remove_unpublished
 from duet_verl.train.cluster import NodeLostError, NodeWatch, node_lost_message
-from duet_verl.train.config_checks import validate, validate_views
-from duet_verl.train.duet_config import LARGE, SMALL, SMALL_BLOCK, DuetConfig
+from duet_verl.train.config_checks import missing_inputs, validate, validate_views
+from duet_verl.train.duet_config import LARGE, SMALL, SMALL_BLOCK, DuetConfig, DuetConfigError
 from duet_verl.train.model_views import build_model_views, optimizer_steps_per_training_step
-from duet_verl.train.preemption import PREEMPTED, PREEMPTED_EXIT_CODE, StopRequest, StopSignals
+from duet_verl.train.preemption import (
+    PREEMPTED,
+    PREEMPTED_EXIT_CODE,
+    StopRequest,
+    StopSignals,
+    stop_actor_options,
+)
+
+USAGE_ERROR_EXIT_CODE = 2  # a mistake in the command: nothing started
 
 
 @hydra.main(config_path="../config", config_name="duet_trainer", version_base=None)
 def main(config: DictConfig) -> None:
-    if run_duet(config) == PREEMPTED:
+    try:
+        outcome = run_duet(config)
+    except (DuetConfigError, DamagedCheckpointError) as error:
+        if os.environ.get("DUET_DEBUG") == "1":
+            raise
+        print(f"error: {error}\n(nothing was started; DUET_DEBUG=1 shows the traceback)", file=sys.stderr)
+        sys.exit(USAGE_ERROR_EXIT_CODE)
+    if outcome == PREEMPTED:
         sys.exit(PREEMPTED_EXIT_CODE)
 
 
@@ -36,6 +51,9 @@ def run_duet(config: DictConfig) -> str:
     """Train; returns ``COMPLETED``, or ``PREEMPTED`` when a stop signal ended the run after a checkpoint."""
     duet = DuetConfig.from_config(config)
     validate(config, duet)
+    missing = missing_inputs(config)
+    if missing:
+        raise DuetConfigError("missing inputs:\n- " + "\n- ".join(missing))
     _resolve_resume(config, duet)
     steps = optimizer_steps_per_training_step(config)
     print(f"[duet] optimizer steps per training step: M {steps[LARGE]}, m {steps[SMALL]}", flush=True)
@@ -54,7 +72,11 @@ def run_duet(config: DictConfig) -> str:
     # losing a worker node leaves it alive to report which one.
     here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
     watch = NodeWatch(ray.nodes)
-    stop_request = ray.remote(num_cpus=0)(StopRequest).options(scheduling_strategy=here).remote()
+    stop_request = (
+        ray.remote(num_cpus=0)(StopRequest)
+        .options(scheduling_strategy=here, **stop_actor_options(ray.get_runtime_context().get_job_id()))
+        .remote()
+    )  # named: python -m duet_verl.train.preemption finds it from any node
     try:
         with StopSignals(duet.stop_signals) as signals:
             runner = DuetTaskRunner.options(scheduling_strategy=here).remote()
@@ -82,6 +104,7 @@ def _resolve_resume(config: DictConfig, duet: DuetConfig) -> None:
     (``duet.damaged_checkpoint=error``) or is set aside for the newest intact one (``last_intact``)."""
     trainer = config.trainer
     root = Path(trainer.default_local_dir).absolute()
+    remove_unpublished(root)  # saves that never finished: nothing reads them, and no later save replaces them
     folder = choose_resume(root, trainer.resume_mode, trainer.get("resume_from_path"), duet.damaged_checkpoint)
     if folder is not None:  # the trainer loads exactly this folder (absolute: its actor need not share our cwd)
         with open_dict(config):

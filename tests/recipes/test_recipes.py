@@ -266,19 +266,22 @@ def test_the_check_catches_bad_overrides(extra, error):
 
 
 def fake_bin(tmp_path: Path) -> Path:
-    """`python` and `ray` stand-ins that record their arguments, one call per line."""
+    """`python` and `ray` stand-ins that record their arguments, one call per line; `python -` (the launcher reading
+    a submitted job's exit status) answers FAKE_DRIVER_STATUS."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("python", "ray"):
-        (bin_dir / tool).write_text(f'#!/usr/bin/env bash\necho "{tool} $*" >> "{tmp_path}/calls"\n')
+        (bin_dir / tool).write_text(f'#!/usr/bin/env bash\necho "{tool} $*" >> "{tmp_path}/calls"\n'
+                                    '[ "$1" = - ] && echo "${FAKE_DRIVER_STATUS:-0}"\nexit 0\n')  # fmt: skip
         (bin_dir / tool).chmod(0o755)
     return bin_dir
 
 
-def launch(tmp_path: Path, recipe: str, **env: str) -> list[str]:
+def launch(tmp_path: Path, recipe: str, status: int = 0, **env: str) -> list[str]:
     env = {**os.environ, "PATH": f"{fake_bin(tmp_path)}:{os.environ['PATH']}", "DATA_ROOT": str(tmp_path / "d"), **env}
     env.pop("DRY_RUN", None)
-    subprocess.run(["bash", str(RECIPES / recipe)], env=env, check=True, timeout=30, capture_output=True)
+    ran = subprocess.run(["bash", str(RECIPES / recipe)], env=env, timeout=30, capture_output=True, text=True)
+    assert ran.returncode == status, ran.stdout + ran.stderr
     return (tmp_path / "calls").read_text().splitlines()
 
 
@@ -297,11 +300,25 @@ def test_ray_address_submits_a_job_and_prepared_data_is_reused(tmp_path):
     calls = launch(
         tmp_path, "run_grpo_baseline_qwen3.sh", RAY_ADDRESS="http://head:8265", NNODES="2", HF_HOME="/shared/hf"
     )
-    assert len(calls) == 1, "no data preparation when the files exist"
-    assert calls[0].startswith("ray job submit --address http://head:8265 --runtime-env-json {")
+    assert len(calls) == 2, "no data preparation when the files exist"
+    assert calls[0].startswith("ray job submit --address http://head:8265 --submission-id duet-")
     assert " -- python -m verl.trainer.main_ppo " in calls[0] and "trainer.nnodes=2" in calls[0]
     runtime_env = calls[0].split("--runtime-env-json ", 1)[1].split(" -- ", 1)[0]
     assert json.loads(runtime_env)["env_vars"]["HF_HOME"] == "/shared/hf"
+    job_id = calls[0].split("--submission-id ", 1)[1].split()[0]
+    assert calls[1] == f"python - http://head:8265 {job_id}", "then the driver's exit status is read"
+
+
+@pytest.mark.parametrize("driver_status", [0, 75, 2])
+def test_a_submitted_run_exits_with_its_drivers_status(tmp_path, driver_status):
+    """Submitted, the recipe follows the job and exits as the driver did, as a local run would: 75 (stopped after a
+    checkpoint) is what the SLURM script requeues on; ``ray job submit`` itself says 1 for any failure."""
+    tiny = tmp_path / "tiny"
+    (tiny / "data").mkdir(parents=True)
+    (tiny / "data" / "train.parquet").touch()
+    calls = launch(tmp_path, "run_duet_cpu_tiny.sh", driver_status, RAY_ADDRESS="http://head:8265",
+                   RAY_SUBMISSION_ID="duet-9", TINY_DIR=str(tiny), FAKE_DRIVER_STATUS=str(driver_status))  # fmt: skip
+    assert calls[-1] == "python - http://head:8265 duet-9"
 
 
 @pytest.mark.parametrize("recipe", ["run_duet_cpu_tiny.sh", "run_grpo_cpu_tiny.sh"])
@@ -316,15 +333,15 @@ def test_cpu_recipes_submit_to_a_cluster_through_the_same_launcher(tmp_path, rec
         **dict.fromkeys(("RAY_DEDUP_LOGS", "HYDRA_FULL_ERROR", "HF_HOME", "HF_HUB_OFFLINE", "UNSET_NAME"), ""),
     )  # fmt: skip
     assert len(calls) == 1
-    assert calls[0].startswith("ray job submit --address http://head:8265 --runtime-env-json {")
-    assert " --submission-id duet-7 --no-wait -- python -m " in calls[0]
-    runtime_env, entrypoint = calls[0].split("--runtime-env-json ", 1)[1].split(" --submission-id ", 1)
+    assert calls[0].startswith("ray job submit --address http://head:8265 --submission-id duet-7 --runtime-env-json {")
+    assert " --no-wait -- python -m " in calls[0]
+    runtime_env, entrypoint = calls[0].split("--runtime-env-json ", 1)[1].split(" --no-wait ", 1)
     env_vars = json.loads(runtime_env)["env_vars"]
     assert env_vars == {
         "HYDRA_FULL_ERROR": "1", "VERL_PLATFORM": "cpu", "RAY_DEDUP_LOGS": "0", "TOKENIZERS_PARALLELISM": "false",
         "MY_TOKEN": secret,
     }  # fmt: skip
-    overrides = entrypoint.split(" -- python -m ", 1)[1].split()
+    overrides = entrypoint.split("-- python -m ", 1)[1].split()
     assert "trainer.nnodes=2" in overrides and "trainer.n_gpus_per_node=1" in overrides
     assert not [o for o in overrides if "ray_init" in o], "a job may not declare the cluster's resources"
 

@@ -178,3 +178,25 @@ def test_a_damaged_resume_path_is_refused_even_with_last_intact(tmp_path):
     with pytest.raises(DamagedCheckpointError, match="model_world_size_2_rank_0.pt has 4 bytes"):
         choose_resume(tmp_path, "resume_path", str(folders[2]), "last_intact")
     assert choose_resume(tmp_path, "resume_path", str(folders[4]), "error") == folders[4]
+
+
+def test_a_save_killed_mid_write_leaves_nothing_behind_after_the_next_publish_or_resume(tmp_path):
+    """A preemption save killed mid-write at a step that is not a save step leaves ``global_step_N.partial``: the
+    next publish (at another step) removes it, and so does the driver before a resume."""
+    from duet_verl.train.main import _resolve_resume
+
+    duet = trainer(tmp_path, visible_ranks=WORLD_SIZE)
+    duet.global_steps = 2
+    duet._save_checkpoint()
+    killed = tmp_path / "global_step_3.partial" / "large" / "actor"  # the kill: step 3's save, half written
+    killed.mkdir(parents=True)
+    (killed / "model_world_size_2_rank_0.pt").write_bytes(b"half")
+    duet.global_steps = 4
+    duet._save_checkpoint()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["global_step_2", "global_step_4", TRACKER_FILE]
+
+    (tmp_path / "global_step_5.partial").mkdir()
+    config = OmegaConf.create({"trainer": {"default_local_dir": str(tmp_path), "resume_mode": "auto"}})
+    _resolve_resume(config, SimpleNamespace(damaged_checkpoint="error"))
+    assert not (tmp_path / "global_step_5.partial").exists()
+    assert config.trainer.resume_from_path == str(tmp_path / "global_step_4")

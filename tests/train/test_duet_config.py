@@ -66,12 +66,76 @@ def test_each_model_gets_its_own_resolved_view():
         ("small_actor_rollout_ref.ref.strategy=megatron", "small_actor_rollout_ref.ref.strategy"),
         ("small_actor_rollout_ref.model.lora_rank=8", "small_actor_rollout_ref.model.lora.merge=False"),
         ("global_profiler.steps=[2]", "global_profiler.steps"),
+        # verl keys DUET's step does not read: refused, not silently ignored
+        ("algorithm.rollout_correction.rollout_is=token", "algorithm.rollout_correction"),
+        ("algorithm.filter_groups.enable=True", "algorithm.filter_groups.enable=True"),
+        ("+data.gen_batch_size=8", "data.gen_batch_size=8"),
+        ("small_actor_rollout_ref.rollout.n=3", "small_actor_rollout_ref.rollout.n=3"),
+        # a rollout replica larger than the GPUs (verl would assert minutes after Ray starts)
+        ("actor_rollout_ref.rollout.tensor_model_parallel_size=4", "actor_rollout_ref.rollout.tensor_model_parallel"),
+        ("small_actor_rollout_ref.rollout.tensor_model_parallel_size=3", "small_actor_rollout_ref.rollout.tensor"),
     ],
 )
 def test_invalid_combinations_fail_naming_the_key(override, named_key):
     config = compose_duet(override)
     with pytest.raises(DuetConfigError, match=named_key.replace(".", r"\.")):
         validate(config, DuetConfig.from_config(config))
+
+
+def compose_bare(*overrides: str):
+    """The DUET config with only ``overrides``, as a user who passes nothing else gets it."""
+    with initialize_config_module(config_module="duet_verl.config", version_base=None):
+        return compose(config_name="duet_trainer", overrides=list(overrides))
+
+
+def test_verls_placeholder_model_path_is_not_a_model():
+    """verl fills a missing model path with its placeholder (~/models/deepseek-llm-7b-chat): for M or m, the start-up
+    check names the key instead of letting the workers fail minutes later."""
+    config = compose_bare(*[o for o in BASE if "model.path" not in o])
+    with pytest.raises(DuetConfigError) as error:
+        validate(config, DuetConfig.from_config(config))
+    for block in ("actor_rollout_ref", "small_actor_rollout_ref"):
+        assert f"{block}.model.path is not set" in str(error.value)
+    assert "deepseek-llm-7b-chat" in str(error.value)
+
+
+def test_keys_verl_leaves_unset_are_named():
+    config = compose_bare()
+    with pytest.raises(DuetConfigError, match=r"actor_rollout_ref\.rollout\.name not set") as error:
+        validate(config, DuetConfig.from_config(config))
+    assert "reward.reward_model" not in str(error.value) and "small_actor_rollout_ref" not in str(error.value)
+
+
+def test_missing_model_folders_and_data_files_are_named(tmp_path):
+    from duet_verl.train.config_checks import missing_inputs
+
+    (tmp_path / "m").mkdir()
+    config = compose_duet(
+        f"small_actor_rollout_ref.model.path={tmp_path / 'm'}",
+        f"data.train_files={tmp_path / 'train.parquet'}",
+        "actor_rollout_ref.model.path=Qwen/Qwen3-8B",
+    )
+    missing = missing_inputs(config)
+    assert len(missing) == 2, missing  # the hub id and m's folder are fine
+    assert missing[0].startswith(f"data.train_files: {tmp_path / 'train.parquet'} does not exist")
+    assert missing[1].startswith("data.val_files: ")
+
+
+def test_the_entry_point_with_no_arguments_says_what_to_set_in_one_line(tmp_path):
+    """``python -m duet_verl.main`` with nothing: one error naming the keys, exit 2, no traceback; DUET_DEBUG=1
+    shows it."""
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "duet_verl.main"], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=120, env={**os.environ, "DUET_DEBUG": "0"})  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith("error: invalid DUET config: actor_rollout_ref.rollout.name not set")
+    assert "Traceback" not in run.stderr and len(run.stderr.splitlines()) == 2, run.stderr
+    debug = subprocess.run([sys.executable, "-m", "duet_verl.main"], capture_output=True, text=True, cwd=tmp_path,
+                           timeout=120, env={**os.environ, "DUET_DEBUG": "1", "HYDRA_FULL_ERROR": "1"})  # fmt: skip
+    assert "Traceback" in debug.stderr and "DuetConfigError" in debug.stderr
 
 
 def test_a_profiled_run_validates_once_m_workers_profile():

@@ -47,9 +47,12 @@ def test_only_catchable_signals_can_be_stop_signals():
     assert len(problems) == 3 and "cannot be caught" in problems[0] and "not a signal name" in problems[1]
 
 
-def bare_trainer(steps: int, save_freq: int, test_freq: int, signal_during: int | None) -> DuetTrainer:
+def bare_trainer(
+    steps: int, save_freq: int, test_freq: int, signal_during: int | None, in_validation: bool = False
+) -> DuetTrainer:
     """A DuetTrainer whose step, checkpoint and validation are recorded; the driver's stop signal arrives during
-    step ``signal_during`` (0: while the workers start, before training; None: never)."""
+    step ``signal_during`` (0: while the workers start, before training; None: never), or during the validation
+    after that step (``in_validation``)."""
     trainer_config = {
         "project_name": "duet_test", "experiment_name": "preemption", "logger": ["console"], "total_epochs": 1,
         "val_before_train": False, "save_freq": save_freq, "test_freq": test_freq, "resume_mode": "disable",
@@ -65,8 +68,9 @@ def bare_trainer(steps: int, save_freq: int, test_freq: int, signal_during: int 
     duet._validate = lambda: duet.events.append(("validate", duet.global_steps)) or {}
 
     def stop_reason() -> str | None:
-        steps_done = max((step for kind, step in duet.events if kind == "step"), default=0)
-        return "SIGTERM" if signal_during is not None and steps_done >= signal_during else None
+        kind = "validate" if in_validation else "step"
+        done = max((step for event, step in duet.events if event == kind), default=0)
+        return "SIGTERM" if signal_during is not None and done >= signal_during else None
 
     duet._stop_reason = stop_reason
     return duet
@@ -76,6 +80,17 @@ def test_a_stop_mid_run_saves_after_the_step_in_flight_and_skips_its_validation(
     duet = bare_trainer(steps=5, save_freq=-1, test_freq=1, signal_during=3)  # no periodic saves at all
     assert duet.fit() == PREEMPTED
     assert duet.events == [("step", 1), ("validate", 1), ("step", 2), ("validate", 2), ("step", 3), ("save", 3)]
+
+
+@pytest.mark.parametrize("save_freq", [-1, 2])
+def test_a_stop_during_validation_saves_that_step_without_another(save_freq):
+    """The signal arrives while step 2 validates: step 2 is checkpointed at once (once, also when it was a save
+    step); step 3 never starts, so the grace period holds a validation and a save, not a whole step more."""
+    duet = bare_trainer(steps=5, save_freq=save_freq, test_freq=2, signal_during=2, in_validation=True)
+    assert duet.fit() == PREEMPTED
+    periodic = [("save", 2)] if save_freq == 2 else []  # a save step saves before its validation, as always
+    asked = [] if periodic else [("save", 2)]
+    assert duet.events == [("step", 1), ("step", 2), *periodic, ("validate", 2), *asked]
 
 
 def test_a_stop_at_a_periodic_save_saves_once():
