@@ -17,10 +17,12 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from duet_verl.cli import UsageError, positive_int, report
 from duet_verl.core import score_answer
 from duet_verl.inference import chat_prompt, large_output
 from duet_verl.serve.__main__ import build_parser, build_service, check_args, make_engine
@@ -153,14 +155,16 @@ def replace_large(args) -> argparse.Namespace:
 def main() -> None:
     parser = build_parser()
     parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--base-large", help="M alone's model (default --large): base M before DUET training")
     parser.add_argument("--data", type=Path, help="parquet with extra_info.question and reward_model.ground_truth")
-    parser.add_argument("--requests", type=int, default=64)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--out", type=Path, help="also write the table here as JSON")
+    parser.add_argument("--requests", type=positive_int, default=64)
+    parser.add_argument("--concurrency", type=positive_int, default=8)
+    parser.add_argument("--out", type=Path, help="a folder: also write the table there, as bench_serve.json")
     args = parser.parse_args()
-    check_args(args)
+    try:
+        check_args(args)
+    except UsageError as error:
+        sys.exit(report(error, args))
     rows = asyncio.run(bench(args))
     columns = list(rows[0])
     print("| " + " | ".join(columns) + " |")
@@ -168,7 +172,9 @@ def main() -> None:
     for row in rows:
         print("| " + " | ".join(str(row.get(column, "")) for column in columns) + " |")
     if args.out:
-        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
+        args.out.mkdir(parents=True, exist_ok=True)
+        table = {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}
+        (args.out / "bench_serve.json").write_text(json.dumps(table, indent=2))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ DEFAULT_OUTPUT_ROOT = "~/data/duet"
 # How each scorer reads an answer: the response used to check that the scorer accepts a ground truth.
 GOLD_RESPONSES: dict[str, Callable[[str], str]] = {
     "math": lambda ground_truth: f"\\boxed{{{ground_truth}}}",
+    "gsm8k": lambda ground_truth: f"\\boxed{{{ground_truth}}}",
     "gpqa": lambda ground_truth: f"Answer: {ground_truth}",
 }
 # Local formats and the ``datasets`` builder that reads each (the one the hub would use for the same file).

@@ -24,6 +24,7 @@ SPEC = DatasetSpec(
     data_source="gsm8k",
     ability="math",
     convert=convert,
+    scorer="gsm8k",  # a boxed answer, as every math scorer, or verl's GSM8K form: the number after '####'
 )
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Sourced by tests/setup_and_run.sh and tests/vllm/setup_env.sh: the test environments, built from lock files.
+# Sourced by recipes/setup_env.sh, tests/setup_and_run.sh and tests/vllm/setup_env.sh: the environments, built from
+# lock files.
 
 # locked_env VENV LOCK [pip args...]: build (or reuse) the virtualenv VENV from the lock file LOCK and activate it.
 # The lock pins every package, so it is installed with --no-deps: pip resolves nothing and installs what the lock
@@ -25,13 +26,20 @@ PY
     echo "[$venv] not built from $lock as it is now: building it anew"
     rm -rf "$venv"
   fi
-  echo "[$venv] installing $lock"
+  local total
+  total=$(grep -c '^[A-Za-z0-9].*==' "$lock")
+  echo "[$venv] installing the $total packages of $lock (a few minutes, a few GB; reused afterwards)"
   "${PYTHON:-python3}" -m venv "$venv"
   # shellcheck disable=SC1091
   source "$venv/bin/activate"
   pip install --quiet --disable-pip-version-check "$(grep -m1 '^pip==' "$lock")"
-  if ! pip install --quiet --no-deps -r "$lock" "$@"; then
-    echo "[$venv] could not install $lock (pip says which package above). Where pip cannot find torch's CPU build," \
+  # pip's own output, one line per package it fetches: the count goes to the terminal, the whole log to a file
+  local log=$venv/install.log
+  if ! pip install --disable-pip-version-check --no-deps -r "$lock" "$@" 2>&1 | tee "$log" \
+      | awk -v total="$total" -v venv="$venv" '
+          /^(Collecting|Processing) / { n++; if (n % int(total / 10 + 1) == 0) { printf "[%s] fetched %d of %d (%s)\n", venv, n, total, $2; fflush() } }
+          /^Installing collected packages/ { printf "[%s] fetched %d; installing them\n", venv, n; fflush() }'; then
+    echo "[$venv] could not install $lock (pip's log: $log). Where pip cannot find torch's CPU build," \
       "point it at PyTorch's CPU index: TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" >&2
     return 1
   fi

@@ -14,6 +14,35 @@ duet_reward_overrides=(
 
 is_dry_run() { [ "${DRY_RUN:-0}" = 1 ]; }
 
+# recipe_help: `bash recipes/X.sh --help` (or -h) prints the recipe's header comment and every knob it reads, with
+# its default and comment (the NAME=${NAME:-default} lines of the recipe and of the shared files it sources), and
+# runs nothing. Called as this file is sourced, with the recipe's arguments.
+recipe_help() {
+  local recipe=${BASH_SOURCE[-1]} file
+  sed -n '2,/^set -euo pipefail/p' "$recipe" | sed -n 's/^# \{0,1\}//p'
+  echo
+  echo "Knobs: environment variables (NAME=value bash $recipe ...); defaults after '='. Hydra overrides after the"
+  echo "recipe's name pass through to the trainer."
+  for file in "$recipe" "${BASH_SOURCE[@]:1}"; do
+    sed -n -E 's/^(export )?([A-Z][A-Z0-9_]*)=\$\{[A-Z0-9_]+:-(.*)\}( *#(.*))?$/  \2=\3    # \5/p' "$file"
+  done | sed -E 's/ +# *$//' | awk '!seen[$1]++'
+}
+if [ "${1:-}" = --help ] || [ "${1:-}" = -h ]; then
+  recipe_help
+  exit 0
+fi
+
+# refuse_renamed OLD=NEW...: stop, naming the new knob, when an old name is set (nothing is renamed silently).
+refuse_renamed() {
+  local pair
+  for pair in "$@"; do
+    if [ -n "$(printenv "${pair%%=*}")" ]; then
+      echo "error: ${pair%%=*} is now ${pair#*=} (the training recipes' name); set ${pair#*=} instead" >&2
+      exit 2
+    fi
+  done
+}
+
 # Environment variables a Ray job carries to every node (`ray job submit --runtime-env-json`): NAME sends this
 # shell's value when set; NAME=DEFAULT sends DEFAULT when it is not. The CPU and GPU settings append theirs, and
 # RAY_JOB_ENV adds names of your own (space-separated, e.g. RAY_JOB_ENV="WANDB_API_KEY WANDB_ENTITY"); a job's
@@ -67,9 +96,11 @@ launch_local() {
 # cluster as a job; otherwise run here and let the trainer start a local Ray. DRY_RUN=1 prints the overrides.
 # A recipe that already is a Ray job's entrypoint (a KubeRay RayJob, `ray job submit -- bash recipes/...`) runs
 # here too: Ray set RAY_ADDRESS to its cluster, which the trainer joins.
-# Every recipe, CPU or GPU, launches through here: the cluster path is the same code.
+# Every recipe, CPU or GPU, launches through here: the cluster path is the same code. Submitted, the recipe follows
+# the job's log and exits with the driver's own status, as a local run does: 0 done, 75 stopped after a checkpoint
+# (what the SLURM launcher requeues on), anything else failed (`ray job submit` itself says 1 for every failure).
 #   RAY_NO_WAIT=1        return once submitted; follow with `ray job logs -f JOB_ID`, stop with `ray job stop JOB_ID`
-#   RAY_SUBMISSION_ID=X  the job's id (unique per submission; Ray makes one up otherwise)
+#   RAY_SUBMISSION_ID=X  the job's id (unique per submission; duet-<UTC time>-<pid> otherwise)
 # Ray runs the entrypoint through a shell: overrides holding $, ` or " need escaping (e.g. \${...}). The job's
 # paths (data, models, OUT_DIR) are read on the cluster's nodes: on several nodes, a filesystem all of them mount.
 launch() {

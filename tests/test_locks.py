@@ -31,7 +31,7 @@ GPU_ONLY = {"flash-attn"}  # the `gpu` extra's CUDA kernels: no lock holds them 
 
 def project_requirements(extra: str) -> list[Requirement]:
     """duet-verl's requirements for ``extra`` ("" for its dependencies), from pyproject.toml as installed: the
-    setup installs the checkout every time (tests/locked_env.sh)."""
+    setup installs the checkout every time (locks/locked_env.sh)."""
     requirements = [Requirement(text) for text in importlib.metadata.requires("duet-verl") or []]
     chosen = [r for r in requirements if (r.marker.evaluate({"extra": extra}) if r.marker else not extra)]
     for requirement in chosen:
@@ -105,10 +105,10 @@ def test_the_vllm_lock_has_verls_own_pins_beside_vllm(lock_constraints):
 
 @pytest.mark.environment
 def test_the_environment_is_the_lock_it_was_built_from(lock_constraints):
-    """Every package of the lock is installed at the locked version (tests/locked_env.sh writes the copy)."""
+    """Every package of the lock is installed at the locked version (locks/locked_env.sh writes the copy)."""
     built_from = Path(sys.prefix) / ".built-from-lock"
     if not built_from.exists():
-        pytest.skip(f"{sys.prefix} was not built by tests/locked_env.sh")
+        pytest.skip(f"{sys.prefix} was not built by locks/locked_env.sh")
     drifted = []
     for name, version in lock_constraints.pins(built_from.read_text()).items():
         try:

@@ -3,9 +3,10 @@
 Routed by ``data_source`` (case-insensitive substring patterns, user patterns first, see ``register_scorer``):
 
 - ``gpqa``: the last ``Answer: X`` letter, A-D (the simple-evals format the GPQA prompt asks for);
-- ``math``, ``aime``, ``amc``, ``deepscaler``, ``dapo``, ``gsm8k``, ``olympiad``, ``tiny_math``: the last
+- ``math``, ``aime``, ``amc``, ``deepscaler``, ``dapo``, ``olympiad``, ``tiny_math``: the last
   ``\\boxed{...}`` / ``\\fbox{...}``; equal after a conservative normalisation, equal as plain numbers, or else
-  equivalent according to ``math-verify``.
+  equivalent according to ``math-verify``;
+- ``gsm8k``: the same, or without a box the number after the last ``####`` (verl's own GSM8K format).
 
 Model output is parsed, never evaluated as code. Timing: math-verify's own timeout relies on ``signal.alarm``,
 which only works in a main thread, while verl's reward loop scores from executor threads; and some answers
@@ -293,9 +294,23 @@ def score_gpqa(response: str, ground_truth: str, timeout_s: float = 5.0) -> Answ
     return AnswerScore(float(prediction == gold), prediction, "letter")
 
 
+_HASHES_ANSWER = re.compile(r"####\s*\$?\s*([-+]?[\d,]*\.?\d+)")
+
+
+def score_gsm8k(response: str, ground_truth: str, timeout_s: float = 5.0) -> AnswerScore:
+    """GSM8K: the last boxed answer, as for math, or, without one, the number after the last ``####`` (the answer
+    line of GSM8K's own solutions, which verl's GSM8K preprocessing asks the model to write)."""
+    if last_boxed(response) is None:
+        numbers = _HASHES_ANSWER.findall(response)
+        if numbers:
+            result = score_math(f"\\boxed{{{numbers[-1].replace(',', '')}}}", ground_truth, timeout_s)
+            return AnswerScore(result.score, result.prediction, f"hashes_{result.method}")
+    return score_math(response, ground_truth, timeout_s)
+
+
 # ---------------------------------------------------------------------------------------------- routing
-MATH_PATTERNS = ("math", "aime", "amc", "deepscaler", "dapo", "gsm8k", "olympiad", "tiny_math")
-_BUILTIN_ROUTES: list[tuple[str, str, Scorer]] = [("gpqa", "gpqa", score_gpqa)] + [
+MATH_PATTERNS = ("math", "aime", "amc", "deepscaler", "dapo", "olympiad", "tiny_math")
+_BUILTIN_ROUTES: list[tuple[str, str, Scorer]] = [("gpqa", "gpqa", score_gpqa), ("gsm8k", "gsm8k", score_gsm8k)] + [
     (pattern, "math", score_math) for pattern in MATH_PATTERNS
 ]
 _USER_ROUTES: list[tuple[str, str, Scorer]] = []

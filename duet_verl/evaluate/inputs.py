@@ -37,12 +37,19 @@ def needs_small(modes) -> bool:
 
 
 def check_model(path: str | None, role: str, flag: str) -> None:
-    """A local folder must hold a config and a tokenizer; anything that is not a local path is a hub id."""
+    """A local folder must hold a config and a tokenizer; anything that is not a local path is a hub id, which must
+    be in the local cache or reachable on the hub."""
     if path is None:
         raise EvalInputError(f"the selected modes need {role}: pass {flag} PATH_OR_HUB_ID")
     local = Path(path).expanduser()
     looks_local = path.startswith(("/", ".", "~")) or local.exists() or path.count("/") != 1
     if not looks_local:
+        from duet_verl.cli import UsageError, check_hub_model
+
+        try:
+            check_hub_model(path, role, flag)
+        except UsageError as error:
+            raise EvalInputError(str(error)) from error
         return
     if not local.is_dir():
         raise EvalInputError(f"{role} ({flag} {path}): no such folder; pass a model folder or a hub id (owner/name)")
@@ -125,7 +132,7 @@ def validate(config: EvalConfig) -> dict[str, list[Question]]:
     if unknown or not config.modes:
         raise EvalInputError(f"unknown mode(s) {unknown}; choose from {list(MODES)}")
     if config.seeds < 1:
-        raise EvalInputError(f"--seeds must be >= 1, got {config.seeds}")
+        raise EvalInputError(f"--samples must be >= 1, got {config.seeds}")
     if config.small_question not in SMALL_QUESTIONS:
         raise EvalInputError(f"--small-question must be one of {list(SMALL_QUESTIONS)}, got {config.small_question!r}")
     if "duet" in config.modes or (config.shares_large and any(m in BASE_MODES for m in config.modes)):

@@ -55,11 +55,14 @@ class RecordStore:
 
 
 def check_resume(out_dir: Path, config: EvalConfig) -> None:
-    """Refuse to mix samples of different settings in one output folder."""
+    """Refuse to mix samples of different settings in one output folder. A folder whose run wrote no record (it
+    failed before its first sample: a model that would not load, say) holds nothing to mix with: the corrected
+    command takes it over."""
     current = {k: v for k, v in asdict(config).items() if k in RESUME_KEYS}
     current = json.loads(json.dumps(current))
     path = out_dir / "run_config.json"
-    if path.exists():
+    records = out_dir / "records.jsonl"
+    if path.exists() and records.exists() and records.stat().st_size > 0:
         previous = json.loads(path.read_text())
         changed = {k: (previous.get(k), current[k]) for k in RESUME_KEYS if previous.get(k) != current[k]}
         if changed:

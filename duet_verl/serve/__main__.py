@@ -7,17 +7,28 @@ server is then a router, and each engine is scaled and placed on its own. See do
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import socket
 import sys
 
+from duet_verl.cli import (
+    ArgumentParser,
+    UsageError,
+    fraction,
+    non_negative_float,
+    port,
+    positive_int,
+    report,
+    require_vllm,
+    top_k,
+)
 from duet_verl.core import MATH_INSTRUCTION, TEMPLATES, THINK_END, THINK_START
 from duet_verl.evaluate.inputs import EvalInputError, check_model
 from duet_verl.inference import Sampling
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="python -m duet_verl.serve",
         description="Serve a DUET pair behind OpenAI's chat-completions API: M thinks, m answers. "
         "Defaults are the paper's evaluation settings.",
@@ -26,23 +37,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--small", required=True, help="m: model folder or hub id, or an engine URL (http://…)")
     parser.add_argument("--large-tokenizer", help="M's tokenizer for an engine URL (default: the path it serves)")
     parser.add_argument("--small-tokenizer", help="m's tokenizer for an engine URL (default: the path it serves)")
-    parser.add_argument("--backend", choices=("hf", "vllm"), default="vllm", help="in-process models (default vllm)")
-    parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; 0.0.0.0 to serve other machines")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--backend", choices=("hf", "vllm"), default="vllm", help="in-process models: vllm or hf")
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
+    parser.add_argument("--port", type=port, default=8000)
     parser.add_argument("--served-model-name", default="duet", help="the name clients send as 'model'")
-    parser.add_argument("--large-max-tokens", type=int, default=16384, help="M's thinking budget")
-    parser.add_argument("--large-temperature", type=float, default=0.6)
-    parser.add_argument("--large-top-p", type=float, default=0.95)
-    parser.add_argument("--large-top-k", type=int, default=20)
-    parser.add_argument("--small-max-tokens", type=int, default=2048, help="m's answer budget (max_tokens ≤ this)")
-    parser.add_argument("--small-temperature", type=float, default=0.0, help="default 0 (greedy); per request too")
-    parser.add_argument("--small-top-p", type=float, default=1.0)
+    parser.add_argument("--large-max-tokens", type=positive_int, default=16384, help="M's thinking budget")
+    parser.add_argument("--large-temperature", type=non_negative_float, default=0.6, help="M's (0: greedy)")
+    parser.add_argument("--large-top-p", type=fraction, default=0.95)
+    parser.add_argument("--large-top-k", type=top_k, default=20)
+    parser.add_argument("--small-max-tokens", type=positive_int, default=2048,
+                        help="m's answer budget (max_tokens ≤ this)")  # fmt: skip
+    parser.add_argument("--small-temperature", type=non_negative_float, default=0.0,
+                        help="m's (0: greedy); per request too")  # fmt: skip
+    parser.add_argument("--small-top-p", type=fraction, default=1.0)
     parser.add_argument("--small-template", choices=[t for t in TEMPLATES if t != "baseline"], default="paper")
-    parser.add_argument("--small-max-prompt-tokens", type=int, help="cut the signal's start to fit (default: no cut)")
-    parser.add_argument("--max-prompt-tokens", type=int, default=4096, help="M's prompt budget (longer: a 400)")
-    parser.add_argument(
-        "--max-request-bytes", type=int, default=4 * 2**20, help="largest request body (larger: a 413); default 4 MiB"
-    )
+    parser.add_argument("--small-max-prompt-tokens", type=positive_int,
+                        help="cut the signal's start to fit (default: no cut)")  # fmt: skip
+    parser.add_argument("--max-prompt-tokens", type=positive_int, default=4096,
+                        help="M's prompt budget (longer: a 400)")  # fmt: skip
+    parser.add_argument("--max-request-bytes", type=positive_int, default=4 * 2**20,
+                        help="largest request body in bytes (larger: a 413)")  # fmt: skip
     parser.add_argument(
         "--large-instruction",
         default=MATH_INSTRUCTION,
@@ -51,12 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--think-start", default=THINK_START, help="M's start-of-thinking marker (duet.think_start)")
     parser.add_argument("--think-end", default=THINK_END, help="M's end-of-thinking marker (duet.think_end)")
-    parser.add_argument("--max-batch", type=int, default=32, help="in-process models: requests per generate call")
+    parser.add_argument("--max-batch", type=positive_int, default=32,
+                        help="in-process models: requests per generate call")  # fmt: skip
     parser.add_argument("--device", help="hf backend: torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--large-gpu-memory", type=float, default=0.6, help="vllm backend: M's memory fraction")
-    parser.add_argument("--small-gpu-memory", type=float, default=0.25, help="vllm backend: m's memory fraction")
-    parser.add_argument("--max-model-len", type=int, help="vllm backend: max_model_len (default: the model's)")
+    parser.add_argument("--large-gpu-memory", type=fraction, default=0.6, help="vllm backend: M's memory fraction")
+    parser.add_argument("--small-gpu-memory", type=fraction, default=0.25, help="vllm backend: m's memory fraction")
+    parser.add_argument("--max-model-len", type=positive_int, help="vllm backend: max_model_len (default: the model's)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
 
 
@@ -65,21 +81,27 @@ def is_url(model: str) -> bool:
 
 
 def check_args(args) -> None:
-    """Refuse bad flags before any model loads."""
-    for flag in ("large_max_tokens", "small_max_tokens", "max_prompt_tokens", "max_request_bytes", "max_batch"):
-        if getattr(args, flag) < 1:
-            raise SystemExit(f"--{flag.replace('_', '-')} must be ≥ 1, got {getattr(args, flag)}")
-    if args.small_max_prompt_tokens is not None and args.small_max_prompt_tokens < 1:
-        raise SystemExit(f"--small-max-prompt-tokens must be ≥ 1, got {args.small_max_prompt_tokens}")
+    """Refuse bad flags before any model loads (``UsageError``): models that are not there, vLLM missing for
+    in-process models on the vllm backend, a port this machine will not give."""
+    local = []
     for role, name in (("large", "M"), ("small", "m")):
         model = getattr(args, role)
         if getattr(args, f"{role}_tokenizer") and not is_url(model):
-            raise SystemExit(f"--{role}-tokenizer is for an engine URL; --{role} is a model, whose tokenizer is used")
+            raise UsageError(f"--{role}-tokenizer is for an engine URL; --{role} is a model, whose tokenizer is used")
         if not is_url(model):
+            local.append(model)
             try:
                 check_model(model, name, f"--{role}")
             except EvalInputError as error:
-                raise SystemExit(f"error: {error}") from error
+                raise UsageError(str(error)) from error
+    if local and args.backend == "vllm":
+        require_vllm()
+    with socket.socket() as probe:  # the port, before minutes of loading models
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as error:
+            raise UsageError(f"--host {args.host} --port {args.port}: cannot listen there ({error.strerror}); pick "
+                             "another port, or stop what holds it") from error  # fmt: skip
 
 
 async def make_engine(args, role: str):
@@ -148,14 +170,13 @@ async def serve(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    check_args(args)
-    from duet_verl.serve.engines import EngineError
-
     try:
+        check_args(args)
         asyncio.run(serve(args))
-    except EngineError as error:
-        print(f"[duet-serve] error: {error}", file=sys.stderr)
-        return 1
+    except UsageError as error:
+        return report(error, args)
+    except Exception as error:  # an engine that fails, a model that does not load: one line, --debug for more
+        return report(error, args, usage=False)
     return 0
 
 

@@ -77,8 +77,24 @@ def test_math_scores(prediction, truth, score, method):
     ],
 )
 def test_math_extraction_rules(response, truth, score, prediction):
-    result = score_answer("openai/gsm8k", response, truth)
+    result = score_answer("math500", response, truth)
     assert (result.score, result.prediction) == (score, prediction)
+
+
+@pytest.mark.parametrize(
+    ("response", "truth", "score", "method"),
+    [
+        ("3 + 4 = 7 apples.\n#### 7", "7", 1.0, "hashes_exact"),  # verl's own GSM8K format: the answer after ####
+        ("#### 1,234", "1234", 1.0, "hashes_exact"),  # the thousands separator dropped
+        ("#### 5\nso \\boxed{6}", "6", 1.0, "exact"),  # a box wins over the hashes
+        ("#### 8", "7", 0.0, "hashes_numeric"),
+        ("The answer is 7.", "7", 0.0, "no_answer"),
+    ],
+)
+def test_gsm8k_answers_after_hashes_are_scored(response, truth, score, method):
+    """verl's GSM8K parquet asks for the answer after '####'; scored as math, every such answer was 0."""
+    result = score_answer("openai/gsm8k", response, truth)
+    assert (result.score, result.method) == (score, method)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +144,7 @@ def test_gpqa_bad_ground_truth_is_an_error(truth):
         ("amc23", "math"),
         ("agentica-org/DeepScaleR-Preview-Dataset", "math"),
         ("math_dapo", "math"),
-        ("openai/gsm8k", "math"),
+        ("openai/gsm8k", "gsm8k"),
         ("olympiadbench", "math"),
         ("tiny_math", "math"),
     ],

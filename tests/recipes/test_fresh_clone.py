@@ -1,0 +1,52 @@
+"""The README's main job on a fresh clone, before anything else ran: ``bash recipes/run_duet_cpu_world.sh`` with no
+virtualenv active and no ``.venv`` builds the environment from the lock (``recipes/setup_env.sh``, progress shown),
+then trains and prints its summary. The clone is this checkout's tracked files; pip may reuse its download cache, but
+``.venv`` is built anew. One training step (``STEPS=1``): the command is the README's, the run is short.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fresh_clone(destination: Path) -> Path:
+    """This checkout's tracked files (as a clone has them, uncommitted edits included), nothing else."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    for name in filter(None, files):
+        source = ROOT / name.decode()
+        if source.is_file():
+            target = destination / name.decode()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination
+
+
+def test_the_main_job_runs_on_a_fresh_clone_without_the_test_command(tmp_path, record_wall_time):
+    clone = fresh_clone(tmp_path / "clone")
+    assert not (clone / ".venv").exists()
+    venv_bin = str(Path(sys.prefix) / "bin")
+    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != venv_bin)
+    env.update(STEPS="1", OUT_DIR=str(tmp_path / "run"))
+    start = time.perf_counter()
+    run = subprocess.run(["bash", "recipes/run_duet_cpu_world.sh"], cwd=clone, env=env, capture_output=True,
+                         text=True, timeout=1800)  # fmt: skip
+    seconds = time.perf_counter() - start
+    record_wall_time("the README's main job on a fresh clone: .venv from the lock + 1 DUET step", seconds)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-6000:]
+    assert "[.venv] installing the " in output and "fetched" in output, "the install shows its progress"
+    assert "DUET on the division-of-labour world, 1 step (first 1 step → last 1 step):" in output, output[-3000:]
+    assert "held-out accuracy" in output, output[-3000:]
+    assert (clone / ".venv" / ".built-from-lock").read_text() == (ROOT / "locks" / "main.txt").read_text()
