@@ -20,9 +20,11 @@ from duet_verl.cli import (
     top_k,
 )
 from duet_verl.core import SMALL_QUESTIONS, TEMPLATES, THINK_END, THINK_START
+from duet_verl.evaluate.config import EvalConfig
 from duet_verl.evaluate.inputs import EvalInputError
 from duet_verl.evaluate.metrics import MODES
-from duet_verl.evaluate.runner import EvalConfig, Sampling, run
+from duet_verl.evaluate.runner import run
+from duet_verl.inference import Sampling
 
 
 def build_parser() -> ArgumentParser:

@@ -11,7 +11,7 @@ from duet_verl.core import SMALL_QUESTIONS, scorer_for
 from duet_verl.evaluate.metrics import MODES
 
 if TYPE_CHECKING:
-    from duet_verl.evaluate.runner import EvalConfig
+    from duet_verl.evaluate.config import EvalConfig
 
 BASE_MODES = ("large", "concise")  # M alone: base M
 REQUIRED_COLUMNS = ("data_source", "prompt", "reward_model", "extra_info")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from duet_verl.evaluate.runner import EvalConfig
+    from duet_verl.evaluate.config import EvalConfig
 
 
 class Models:

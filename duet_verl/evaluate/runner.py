@@ -17,45 +17,16 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from duet_verl.core import QWEN3_MARKERS, score_answer, small_question
+from duet_verl.core import score_answer, small_question
+from duet_verl.evaluate.config import EvalConfig
 from duet_verl.evaluate.inputs import BASE_MODES, Question, validate
 from duet_verl.evaluate.models import Models
 from duet_verl.evaluate.store import RecordStore, check_resume
-from duet_verl.inference import LargeOutput, Sampling, answer, chat_prompt, generate, think
+from duet_verl.inference import LargeOutput, answer, chat_prompt, generate, think
 
 LARGE_FIELDS = ("large_model", "large_text", "large_tokens", "large_thinking_tokens", "large_seconds")
-
-
-@dataclass
-class EvalConfig:
-    data: list[str]
-    out: str
-    modes: list[str]
-    large: str | None = None  # trained M (duet)
-    small: str | None = None
-    base_large: str | None = None  # base M (large, concise); None: the same model as ``large``
-    small_template: str = "paper"
-    small_question: str = "bare"  # m's question in duet: extra_info.question, or M's user message ("as_prompted")
-    large_sampling: Sampling = field(default_factory=lambda: Sampling(16384, 0.6, 0.95, 20))
-    small_sampling: Sampling = field(default_factory=lambda: Sampling(2048, 0.0))
-    small_max_prompt_tokens: int | None = None
-    markers: tuple[str, str] = QWEN3_MARKERS  # M's thinking markers (duet.think_start, duet.think_end)
-    seeds: int = 1
-    max_samples: int | None = None
-    chunk_size: int = 64
-    progress: bool = True
-
-    def __post_init__(self):
-        if self.base_large is None:
-            self.base_large = self.large
-
-    @property
-    def shares_large(self) -> bool:
-        """Base M is trained M: one M response per question serves both ``large`` and ``duet``."""
-        return self.base_large == self.large
 
 
 # ------------------------------------------------------------------------------------------------ the run

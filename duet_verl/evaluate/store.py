@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from duet_verl.evaluate.inputs import EvalInputError
 
 if TYPE_CHECKING:
-    from duet_verl.evaluate.runner import EvalConfig
+    from duet_verl.evaluate.config import EvalConfig
 
 # settings that change what a sample is: a resumed run must use the same ones
 RESUME_KEYS = (

@@ -62,6 +62,7 @@ def run_duet(config: DictConfig) -> str:
         config[SMALL_BLOCK].rollout.agent.agent_loop_config_path = agent_loops
     views = build_model_views(config, duet)
     validate_views(views)
+    _process_setup(config)
     if not ray.is_initialized():
         from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
 
@@ -79,7 +80,7 @@ def run_duet(config: DictConfig) -> str:
     )  # named: python -m duet_verl.train.preemption finds it from any node
     try:
         with StopSignals(duet.stop_signals) as signals:
-            runner = DuetTaskRunner.options(scheduling_strategy=here).remote()
+            runner = DuetTaskRunner.options(scheduling_strategy=here, **_profiler_options(config)).remote()
             run = runner.run.remote(views[LARGE], views[SMALL], duet, stop_request)
             while not ray.wait([run], timeout=1.0)[0]:  # a second at most between a signal and the trainer
                 signals.forward(stop_request)
@@ -93,9 +94,34 @@ def run_duet(config: DictConfig) -> str:
         message = node_lost_message(dead, Path(config.trainer.default_local_dir).absolute())
         print(f"[duet] {message}", file=sys.stderr, flush=True)
         raise NodeLostError(message) from error
+    timeline = config.ray_kwargs.get("timeline_json_file")
+    if timeline:  # verl's run_ppo does the same: Ray's task timeline, for chrome://tracing
+        ray.timeline(filename=timeline)
     if outcome == PREEMPTED:
         print(f"[duet] stopped for {signals.received}; exiting with status {PREEMPTED_EXIT_CODE}", flush=True)
     return outcome
+
+
+def _process_setup(config: DictConfig) -> None:
+    """What verl's ``run_ppo`` sets before Ray starts, for either model: ``rollout.full_determinism`` (vLLM's batch
+    invariance and fixed hashing, carried to every worker by verl's runtime env) and the ``rl_insight`` logger."""
+    rollouts = [config[block].rollout for block in ("actor_rollout_ref", SMALL_BLOCK)]
+    if any(rollout.get("full_determinism", False) for rollout in rollouts):
+        os.environ.update(VERL_FULL_DETERMINISM="1", VLLM_BATCH_INVARIANT="1",
+                          PYTHONHASHSEED=str(config.actor_rollout_ref.rollout.seed))  # fmt: skip
+    loggers = config.trainer.get("logger") or []
+    if "rl_insight" in ([loggers] if isinstance(loggers, str) else loggers):
+        os.environ["VERL_RL_INSIGHT_ENABLE"] = "1"
+
+
+def _profiler_options(config: DictConfig) -> dict:
+    """The task runner under nsys when verl's nsys profiler is on (its controller options), as ``run_ppo`` does."""
+    profiler = config.global_profiler
+    if profiler.get("tool") != "nsys" or not profiler.get("steps"):
+        return {}
+    return {
+        "runtime_env": {"nsight": OmegaConf.to_container(profiler.global_tool_config.nsys.controller_nsight_options)}
+    }
 
 
 def _resolve_resume(config: DictConfig, duet: DuetConfig) -> None:

@@ -6,16 +6,25 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from verl import DataProto
 
+from duet_verl.core import DuetRewards
 from duet_verl.train.duet_config import LARGE, SMALL
 
-if TYPE_CHECKING:
-    from duet_verl.train.trainer import StepRewards
+
+@dataclass(frozen=True)
+class StepRewards:
+    """What one step's reward phase computed: M's rewards, the λ they used and the lengths behind them."""
+
+    rewards: DuetRewards
+    lam: float
+    lengths: np.ndarray  # per M response, as ``duet.length_measure`` counts them (the penalised length)
+    thinking_lengths: np.ndarray  # per M response, up to and including ``</think>`` (a metric either way)
+
 
 # val-duet/<source>/<name>: the answer-record field each validation metric averages
 VALIDATION_METRICS = {

@@ -69,7 +69,7 @@ from duet_verl.train.checkpointing import CheckpointPublishing
 from duet_verl.train.duet_config import BASELINE_TEMPLATE, LARGE, SMALL, DuetConfig, DuetConfigError
 from duet_verl.train.model_views import uses_lora
 from duet_verl.train.preemption import COMPLETED, PREEMPTED
-from duet_verl.train.records import StepRecords
+from duet_verl.train.records import StepRecords, StepRewards
 
 
 @dataclass
@@ -99,16 +99,6 @@ class ModelRole:
     def update_actor(self, batch: DataProto) -> dict[str, float]:
         output = RayPPOTrainer._update_actor(self, batch)
         return {f"{self.name}/{key}": value for key, value in reduce_metrics(output.meta_info["metrics"]).items()}
-
-
-@dataclass(frozen=True)
-class StepRewards:
-    """What one step's reward phase computed: M's rewards, the λ they used and the lengths behind them."""
-
-    rewards: DuetRewards
-    lam: float
-    lengths: np.ndarray  # per M response, as ``duet.length_measure`` counts them (the penalised length)
-    thinking_lengths: np.ndarray  # per M response, up to and including ``</think>`` (a metric either way)
 
 
 def _object_array(items: list) -> np.ndarray:

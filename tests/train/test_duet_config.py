@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 from pathlib import Path
 
@@ -243,3 +244,21 @@ def test_docs_table_is_rendered_from_duet_config():
 def test_every_key_says_what_it_means():
     for key in fields(DuetConfig):
         assert len(key.metadata["meaning"]) > 20, key.name
+
+
+def test_verls_process_setup_is_kept(monkeypatch):
+    """What verl's run_ppo sets before Ray starts, the driver sets too: full determinism for either model's rollout
+    (carried to every worker by verl's runtime env), rl_insight, and nsys's controller options for the task runner."""
+    from duet_verl.train.main import _process_setup, _profiler_options
+
+    for name in ("VERL_FULL_DETERMINISM", "VLLM_BATCH_INVARIANT", "PYTHONHASHSEED", "VERL_RL_INSIGHT_ENABLE"):
+        monkeypatch.delenv(name, raising=False)
+    _process_setup(compose_duet())
+    assert "VERL_FULL_DETERMINISM" not in os.environ
+    _process_setup(compose_duet("small_actor_rollout_ref.rollout.full_determinism=True",
+                                "trainer.logger=[console,rl_insight]"))  # fmt: skip
+    assert os.environ["VERL_FULL_DETERMINISM"] == os.environ["VLLM_BATCH_INVARIANT"] == "1"
+    assert os.environ["VERL_RL_INSIGHT_ENABLE"] == "1" and os.environ["PYTHONHASHSEED"].isdigit()
+    assert _profiler_options(compose_duet()) == {}
+    nsys = _profiler_options(compose_duet("global_profiler.tool=nsys", "global_profiler.steps=[1]"))
+    assert "nsight" in nsys["runtime_env"]
