@@ -75,7 +75,8 @@ if [ -z "${RAY_ADDRESS:-}" ]; then
   cpu_ray_overrides+=(
     "+ray_kwargs.ray_init.num_gpus=$CPU_WORKERS"        # logical GPUs: verl places workers on "GPU" bundles
     "ray_kwargs.ray_init.num_cpus=8"                    # logical CPUs; fewer than 8 can stall actor scheduling
-  )
+    "+ray_kwargs.ray_init.include_dashboard=False"      # its processes cost ~6 s of a 2-core start-up; a local run
+  )                                                     # reads its console, not a dashboard
 fi
 
 # The tiny offline data, and M = the tiny "large" model with micro-batches any laptop fits.

@@ -21,10 +21,17 @@ source "${VENV:-.venv}/bin/activate"
 ruff check .
 ruff format --check .
 vllm_suite=${VLLM_SUITE:-$([ $# -eq 0 ] && echo 1 || echo 0)}
+if [ "$vllm_suite" = 1 ]; then
+  # The vLLM suite's environment installs (network and disk, ~7 GB) while the main suite runs (CPU).
+  (bash tests/vllm/setup_env.sh > .venv-vllm.setup.log 2>&1; echo $? > .venv-vllm.setup.status) &
+  vllm_setup=$!
+fi
 python -m pytest "$@"
 
 if [ "$vllm_suite" = 1 ]; then
+  wait "$vllm_setup"
+  cat .venv-vllm.setup.log
+  [ "$(cat .venv-vllm.setup.status)" = 0 ] || { echo "the vLLM suite's environment did not build (above)" >&2; exit 1; }
   deactivate
-  bash tests/vllm/setup_env.sh
   "${VLLM_VENV:-.venv-vllm}/bin/python" -m pytest -m "vllm or environment" tests/vllm tests/test_locks.py
 fi

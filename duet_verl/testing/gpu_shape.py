@@ -53,6 +53,7 @@ SUBSTITUTIONS: list[Substitution] = [
     Substitution("trainer.device=cpu", "no CUDA device"),
     Substitution("+ray_kwargs.ray_init.num_gpus=2", "logical GPUs for the local Ray: verl places workers on GPUs"),
     Substitution("ray_kwargs.ray_init.num_cpus=8", "logical CPUs; fewer than 8 can stall actor scheduling"),
+    Substitution("+ray_kwargs.ray_init.include_dashboard=False", "no dashboard processes: ~6 s of a 2-core start-up"),
     # --- flash-attn (a GPU-only package) and compilation ---------------------------------------------------------
     Substitution("<block>.model.use_remove_padding=False", "packed (varlen) sequences need flash-attn"),
     Substitution("+<block>.model.override_config.attn_implementation=sdpa", "flash_attention_2 needs flash-attn"),

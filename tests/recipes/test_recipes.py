@@ -37,6 +37,7 @@ RECIPE_CONFIGS = {
 # Keys a recipe may add with "+": absent from verl's schema but read by verl (each with its reason in common_cpu.sh).
 ALLOWED_ADDITIONS = {
     "ray_kwargs.ray_init.num_gpus",
+    "ray_kwargs.ray_init.include_dashboard",
     "actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype",
     "actor_rollout_ref.ref.fsdp_config.mixed_precision.param_dtype",
     "actor_rollout_ref.model.override_config.attn_implementation",
