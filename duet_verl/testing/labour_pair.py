@@ -3,16 +3,18 @@
     bash recipes/run_duet_cpu_world.sh            (python -m duet_verl.testing.labour_pair --out DIR [overrides])
 
 The pair (``assets/labour_pair``, 5 MB) is M and m of ``benchmarks/labour_world.py --seeds 2 --steps-left-out 0.1``,
-warm-started with verl's SFT trainer on CPU (about 30 minutes to make): M writes fillers, the fact only it knows,
+warm-started with verl's SFT trainer on CPU (about 20 minutes to make): M writes fillers, the fact only it knows,
 usually the worked sum, and the answer; m works the sum from a fact in its signal. The world's questions are
 rebuilt here (deterministic, about 5 s) and checked against the facts and tokenizer the pair learnt. DUET then runs
 through ``recipes/run_duet_cpu_tiny.sh`` with the real scorer and the adaptive λ (``labour_world.RL_SETTINGS``),
 validates on the 48 held-out questions before its first step and after its last, and ends with what moved: M's
-length, λ, m's training accuracy, the held-out accuracy and M's held-out tokens.
+length, λ, m's training accuracy, the held-out accuracy and M's held-out tokens. Its metrics are in
+``OUT/duet/metrics.jsonl`` (verl's file logger).
 
 To remake the pair (after a change to the world's code, which ``prepare`` detects): run
-``python benchmarks/labour_world.py --seeds 2 --steps-left-out 0.1 --out DIR`` and copy ``DIR/seed2/warm/large``,
-``DIR/seed2/warm/small`` and ``DIR/seed2/world/facts.json`` here.
+``python benchmarks/labour_world.py --seeds 2 --steps-left-out 0.1`` and copy the ``model`` folders of its warm-start
+cache's ``large-*`` and ``small-*`` entries (``--warm-cache``, whose manifests name the seed) to ``assets/labour_pair/
+{large,small}``, and the world's ``facts.json`` beside them.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from duet_verl.testing.console import parse_step_metrics
 from duet_verl.testing.labour_world import DUET_OVERRIDES, RL_SETTINGS, build_labour_world, world_paths
 from duet_verl.testing.learning_world import (
     HELDOUT,
+    METRICS_FILE,
     Settings,
     direction,
     log,
+    read_metrics,
     recipe,
     run,
     train_duet,
@@ -44,6 +47,10 @@ from duet_verl.testing.learning_world import (
 PAIR = Path(str(resources.files("duet_verl.testing").joinpath("assets/labour_pair")))
 PAIR_WORLD = {"seed": 2, "steps_left_out": 0.1}  # the world the pair was warm-started on
 HELDOUT_TOKENS = HELDOUT.replace("/acc", "/large_tokens")  # M's tokens per held-out question
+# The pair's held-out result before any step (greedy M -> greedy m, so the same on every run that validates first):
+# a run started with ``trainer.val_before_train=False`` reports it as its step 0. tests/recipes/test_fresh_clone.py
+# checks it against the main job's own validation.
+PAIR_HELDOUT = {HELDOUT: 47 / 48, HELDOUT_TOKENS: 73.0}
 
 
 def prepare(out: Path) -> tuple[dict[str, Path], dict[str, Path]]:
@@ -71,10 +78,13 @@ def prepare(out: Path) -> tuple[dict[str, Path], dict[str, Path]]:
 
 
 def main_job(out: Path, settings: Settings = RL_SETTINGS, extra: tuple[str, ...] = (), echo: bool = True) -> dict:
-    """DUET on the shipped pair, validated on the held-out questions before training (step 0) and after."""
+    """DUET on the shipped pair, validated on the held-out questions before training (step 0; ``PAIR_HELDOUT``
+    when ``extra`` turns that off) and after."""
     world, models = prepare(out)
     validate = ("trainer.val_before_train=True", f"trainer.test_freq={settings.steps}", "data.val_batch_size=48")
-    return train_duet(world, models, out / "duet", settings, extra=(*DUET_OVERRIDES, *validate, *extra), echo=echo)
+    curves = train_duet(world, models, out / "duet", settings, extra=(*DUET_OVERRIDES, *validate, *extra), echo=echo)
+    curves.setdefault(0, dict(PAIR_HELDOUT))
+    return curves
 
 
 def report(curves: dict[int, dict[str, float]], settings: Settings) -> str:
@@ -85,8 +95,9 @@ def report(curves: dict[int, dict[str, float]], settings: Settings) -> str:
     accuracy = window_means(curves, "duet/small_accuracy")
     ends = window_size(len(steps))
     size = f"{ends} step" + ("s" if ends > 1 else "")
+    trained = f"{len(steps)} step" + ("s" if len(steps) > 1 else "")
     return "\n".join([
-        f"DUET on the division-of-labour world, {len(steps)} steps (first {size} → last {size}):",
+        f"DUET on the division-of-labour world, {trained} (first {size} → last {size}):",
         f"  M's response length  {length[0]:6.1f} → {length[1]:6.1f} tokens ({moved['length_ratio']:.2f}×)",
         f"  λ                    {curves[steps[0]]['duet/lambda']:6.2f} → {curves[steps[-1]]['duet/lambda']:6.2f}",
         f"  m's accuracy         {accuracy[0]:6.2f} → {accuracy[1]:6.2f} (training, m's answers to M's signals)",
@@ -98,20 +109,34 @@ def report(curves: dict[int, dict[str, float]], settings: Settings) -> str:
 
 # ---------------------------------------------------------------------------------------------- the CI test's race
 # DUET's M and M alone, each with the length penalty at the same constant λ from the same pair, for as many steps.
-# λ = 1 is where DUET's adaptive λ ends (at its cap by step ~10); a constant λ gets there from the first step.
-RACE = replace(RL_SETTINGS, steps=14)
+# λ = 1 (where DUET's adaptive λ ends) weighs length against m's noisy 0/1 answers more than the benchmark's 0.5 does,
+# so 12 steps show the direction (at 0.5 DUET's M had dropped 14-21% of its length by then). DUET runs with marginal
+# utility off, a replicate here (m alone answers ~0). The two runs go side by side: each spends most of its first
+# minute starting processes one after another, which the other's work fills. DUET skips the validation before its
+# first step (the pair's is ``PAIR_HELDOUT``) and neither saves a checkpoint: the race's critical path is DUET's run.
+RACE = replace(RL_SETTINGS, steps=12)
 RACE_LAMBDA = 1.0
 
 
 def race(out: Path, seed: int) -> dict[str, dict[int, dict[str, float]]]:
     """DUET through the CPU main job's recipe and M alone through ``recipes/run_grpo_cpu_tiny.sh``, both at constant
-    λ = ``RACE_LAMBDA`` for ``RACE.steps`` steps, the data order from ``seed``; each run's logged metrics per step."""
-    constant = ("duet.lambda_schedule=constant", f"duet.lambda_init={RACE_LAMBDA}", f"data.seed={seed}")
+    λ = ``RACE_LAMBDA`` for ``RACE.steps`` steps, the data order from ``seed``, side by side; each run's logged
+    metrics per step."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    quick = ("trainer.save_freq=-1", f"data.seed={seed}")  # nothing reads a checkpoint of the race
+    constant = ("duet.lambda_schedule=constant", f"duet.lambda_init={RACE_LAMBDA}", "duet.marginal_utility=off",
+                "trainer.val_before_train=False", *quick)  # fmt: skip
     env = {"STEPS": str(RACE.steps), "OUT_DIR": str(out / "duet")}
-    output = run(["bash", recipe("run_duet_cpu_world.sh"), *constant], out / "duet.log", env)
-    world, models = prepare(out / "duet")
-    alone = train_large_alone(world, models, out / "alone", RACE, lam=RACE_LAMBDA, extra=(f"data.seed={seed}",))
-    return {"duet": parse_step_metrics(output), "alone": alone}
+    world, models = prepare(out / "duet")  # built once, before either run reads it
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        duet = pool.submit(run, ["bash", recipe("run_duet_cpu_world.sh"), *constant], out / "duet.log", env)
+        alone = pool.submit(train_large_alone, world, models, out / "alone", RACE, lam=RACE_LAMBDA,
+                            extra=quick)  # fmt: skip
+        duet.result()
+        duet_metrics = read_metrics(out / "duet" / "duet" / METRICS_FILE)  # main_job's file logger
+        duet_metrics.setdefault(0, dict(PAIR_HELDOUT))
+        return {"duet": duet_metrics, "alone": alone.result()}
 
 
 def race_result(metrics: dict[str, dict[int, dict[str, float]]]) -> dict[str, float]:

@@ -4,7 +4,8 @@ runs a short DUET training through :func:`train_duet`.
 
 Runs happen in subprocesses of ``recipes/run_duet_cpu_tiny.sh`` (``python -m duet_verl.main``) and
 ``recipes/run_grpo_cpu_tiny.sh`` (verl's ``main_ppo``), with the world's data and models passed as hydra
-overrides, exactly as a user would run them; metrics are read back from verl's console logger.
+overrides, exactly as a user would run them; metrics are read back from verl's JSONL file logger
+(``trainer.logger=[console,file]``, ``<run>/metrics.jsonl``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from duet_verl.testing.adaptive_penalty import ADAPTIVE, lambdas_by_step
-from duet_verl.testing.console import parse_step_metrics
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: the recipes live there
 
@@ -68,6 +68,27 @@ def run(command: list[str], log_path: Path, env: dict[str, str] | None = None, e
     return output
 
 
+METRICS_FILE = "metrics.jsonl"
+
+
+def file_logger(out: Path) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The environment and override that make a run log every step's metrics to ``out/metrics.jsonl`` (verl's file
+    logger; read back by :func:`read_metrics`)."""
+    return {"VERL_FILE_LOGGER_PATH": str(out / METRICS_FILE)}, ("trainer.logger=[console,file]",)
+
+
+def read_metrics(path: Path) -> dict[int, dict[str, float]]:
+    """``{step: {metric: value}}`` from verl's JSONL file logger (numbers only; several lines of a step merge)."""
+    metrics: dict[int, dict[str, float]] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        numbers = {
+            k: float(v) for k, v in row["data"].items() if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        metrics.setdefault(int(row["step"]), {}).update(numbers)
+    return metrics
+
+
 def recipe(name: str) -> str:
     path = ROOT / "recipes" / name
     if not path.is_file():
@@ -86,9 +107,10 @@ def common_overrides(world: dict, models: dict, out: Path, settings: Settings) -
         f"actor_rollout_ref.model.path={models['large']}",
         f"actor_rollout_ref.actor.optim.lr={settings.lr_large}",
         f"actor_rollout_ref.actor.ppo_mini_batch_size={settings.batch}",
-        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
-        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
-        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
+        # M's whole share of a step per pass (its batch × n rows over 2 workers): fewer, larger passes are faster
+        f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={settings.batch * settings.n // 2}",
+        f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={settings.batch * settings.n // 2}",
+        f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={settings.batch * settings.n // 2}",
         f"actor_rollout_ref.rollout.n={settings.n}",
         "actor_rollout_ref.actor.checkpoint.save_contents=[hf_model]",
         f"trainer.total_training_steps={settings.steps}",
@@ -103,13 +125,14 @@ def train_duet(
 ) -> dict[int, dict[str, float]]:
     """DUET from the warm-started models; ``extra`` hydra overrides go last (benchmarks vary one setting);
     ``echo`` prints the run's output as it comes."""
+    small_share = settings.batch * settings.n * settings.k // 2  # m's rows of a step per worker: one pass each
     overrides = [
         *common_overrides(world, models, out, settings),
         f"small_actor_rollout_ref.model.path={models['small']}",
         f"small_actor_rollout_ref.actor.optim.lr={settings.lr_small}",
         f"small_actor_rollout_ref.actor.ppo_mini_batch_size={settings.batch}",
-        "small_actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16",
-        "small_actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16",
+        f"small_actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={small_share}",
+        f"small_actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={small_share}",
         f"small_actor_rollout_ref.rollout.response_length={settings.small_response}",
         "small_actor_rollout_ref.actor.checkpoint.save_contents=[hf_model]",
         f"duet.small_rollouts_per_signal={settings.k}",
@@ -119,8 +142,10 @@ def train_duet(
         f"duet.lambda_eta={settings.lambda_eta}",
         *extra,
     ]
-    command = ["bash", recipe("run_duet_cpu_tiny.sh"), *overrides]
-    return parse_step_metrics(run(command, out / "train.log", {"OUT_DIR": str(out)}, echo))
+    logger_env, logger = file_logger(out)
+    command = ["bash", recipe("run_duet_cpu_tiny.sh"), *overrides, *logger]
+    run(command, out / "train.log", {"OUT_DIR": str(out), **logger_env}, echo)
+    return read_metrics(out / METRICS_FILE)
 
 
 def kl_as_duet() -> tuple[str, ...]:
@@ -159,9 +184,10 @@ def train_large_alone(
             f"+reward.custom_reward_function.reward_kwargs.lam={lam}",
             f"+reward.custom_reward_function.reward_kwargs.length_bound={settings.length_bound}",
         ]
-    overrides += extra
-    output = run(["bash", recipe("run_grpo_cpu_tiny.sh"), *overrides], out / "train.log", env)
-    metrics, lambdas = parse_step_metrics(output), lambdas_by_step(output)
+    logger_env, logger = file_logger(out)
+    overrides += [*extra, *logger]
+    output = run(["bash", recipe("run_grpo_cpu_tiny.sh"), *overrides], out / "train.log", {**env, **logger_env})
+    metrics, lambdas = read_metrics(out / METRICS_FILE), lambdas_by_step(output)
     if lam == ADAPTIVE and set(lambdas) != {step for step in metrics if step > 0}:
         raise RuntimeError(f"{out.name}: the adaptive λ penalised steps {sorted(lambdas)}, not every training step "
                            f"({sorted(metrics)}); log {out / 'train.log'}")  # fmt: skip
@@ -209,7 +235,7 @@ def evaluate(
     command = [
         sys.executable, "-m", "duet_verl.evaluate", "--backend", "hf", "--device", "cpu", "--no-progress",
         "--large", str(large), "--base-large", str(base_large), "--small", str(small), "--data", str(test_file),
-        "--modes", *modes, "--out", str(out), "--seeds", str(samples), "--large-max-tokens", str(large_max_tokens),
+        "--modes", *modes, "--out", str(out), "--samples", str(samples), "--large-max-tokens", str(large_max_tokens),
         "--small-max-tokens", str(small_max_tokens), "--chunk-size", "96", "--large-temperature",
         str(large_temperature),
     ]  # fmt: skip
@@ -327,15 +353,17 @@ def direction(curves: dict[int, dict[str, float]], settings: Settings) -> dict[s
     """What the CI test asserts: M's length and guided m's accuracy over the last training steps relative to the
     first, the held-out accuracy (greedy, validation) before and after training, and the largest gap between the
     logged λ and the adaptive rule replayed from the logged lengths."""
+    from duet_verl.core import LambdaSchedule
+
     steps = sorted(step for step in curves if step > 0)  # step 0: the validation before training
     (length_first, length_last), (accuracy_first, accuracy_last) = (
         window_means(curves, key) for key in ("duet/large_response_length_mean", "duet/small_accuracy")
     )
-    lam, gap = 0.0, 0.0  # duet.lambda_init
+    schedule = LambdaSchedule("adaptive", 0.0, settings.lambda_eta, settings.length_bound)  # train_duet's settings
+    gap = 0.0
     for step in steps:
-        gap = max(gap, abs(curves[step]["duet/lambda"] - lam))
-        lam += settings.lambda_eta * (curves[step]["duet/penalised_length_mean"] / settings.length_bound - 1)
-        lam = min(max(lam, 0.0), 1.0)
+        gap = max(gap, abs(curves[step]["duet/lambda"] - schedule.value))
+        schedule.update(curves[step]["duet/penalised_length_mean"])
     return {
         "length_ratio": length_last / length_first,
         "accuracy_ratio": accuracy_last / accuracy_first,

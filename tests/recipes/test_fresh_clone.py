@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from duet_verl.testing.labour_pair import HELDOUT_TOKENS, PAIR_HELDOUT
+from duet_verl.testing.learning_world import HELDOUT, METRICS_FILE, read_metrics
+
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,3 +53,8 @@ def test_the_main_job_runs_on_a_fresh_clone_without_the_test_command(tmp_path, r
     assert "DUET on the division-of-labour world, 1 step (first 1 step → last 1 step):" in output, output[-3000:]
     assert "held-out accuracy" in output, output[-3000:]
     assert (clone / ".venv" / ".built-from-lock").read_text() == (ROOT / "locks" / "main.txt").read_text()
+
+    # the race starts without this validation and reports the pair's recorded result (PAIR_HELDOUT) in its place
+    before = read_metrics(tmp_path / "run" / "duet" / METRICS_FILE)[0]
+    assert before[HELDOUT] == pytest.approx(PAIR_HELDOUT[HELDOUT], abs=1 / 96), before
+    assert before[HELDOUT_TOKENS] == pytest.approx(PAIR_HELDOUT[HELDOUT_TOKENS], abs=1.0), before

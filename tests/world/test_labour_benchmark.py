@@ -85,3 +85,25 @@ def test_a_repeated_race_seed_gets_its_own_folder(tmp_path):
     first.mkdir()
     second = bench.unused_folder(tmp_path, "race_seed0")
     assert (first.name, second.name) == ("race_seed0_0", "race_seed0_1")
+
+
+def test_metrics_come_back_from_verls_own_file_logger(tmp_path, monkeypatch):
+    """What verl's JSONL logger writes (numpy values, a validation and a training line at one step) is what the
+    benchmarks read: one dict per step, numbers only."""
+    import numpy as np
+    from verl.utils.tracking import FileLogger
+
+    from duet_verl.testing.learning_world import METRICS_FILE, file_logger, read_metrics
+
+    env, overrides = file_logger(tmp_path)
+    assert overrides == ("trainer.logger=[console,file]",)
+    monkeypatch.setenv("VERL_FILE_LOGGER_PATH", env["VERL_FILE_LOGGER_PATH"])
+    logger = FileLogger("duet_cpu", "run")
+    logger.log({"val-duet/world_math/acc": np.float64(1.0)}, step=0)
+    logger.log({"duet/lambda": np.float32(0.5), "duet/small_accuracy": 0.75, "training/epoch": 0}, step=1)
+    logger.log({"val-duet/world_math/acc": 0.5, "note": "text"}, step=1)
+    logger.finish()
+    assert read_metrics(tmp_path / METRICS_FILE) == {
+        0: {"val-duet/world_math/acc": 1.0},
+        1: {"duet/lambda": 0.5, "duet/small_accuracy": 0.75, "training/epoch": 0.0, "val-duet/world_math/acc": 0.5},
+    }

@@ -50,7 +50,8 @@ def test_report_and_race_read_first_and_last_steps():
     for step in range(1, steps + 1):
         duet[step] = duet_step(80.0 if step <= 4 else 30.0, 0.9, 1.0)
     duet[steps] |= validation(0.98, 23.0)
-    alone = {s: {"response_length/mean": 40.0, "critic/score/mean": 0.5 - 40 / 24} for s in range(1, steps + 1)}
+    penalty = labour_pair.RACE_LAMBDA * 40 / 24  # λ·L/B: the score M alone is logged with
+    alone = {s: {"response_length/mean": 40.0, "critic/score/mean": 0.5 - penalty} for s in range(1, steps + 1)}
     result = race_result({"duet": duet, "alone": alone})
     assert result["duet_length_ratio"] == pytest.approx(30 / 80)
     assert result["alone_accuracy"] == pytest.approx(0.5)
@@ -58,7 +59,7 @@ def test_report_and_race_read_first_and_last_steps():
     assert (result["heldout_accuracy_before"], result["heldout_large_tokens_after"]) == (1.0, 23.0)
     text = report(duet, labour_pair.RACE)
     assert "80.0 →   30.0 tokens (0.38×)" in text and "75.0 →   23.0" in text
-    assert "14 steps (first 4 steps → last 4 steps)" in text
+    assert f"{steps} steps (first 4 steps → last 4 steps)" in text
 
 
 def test_a_short_run_reports_halves_not_overlapping_windows():

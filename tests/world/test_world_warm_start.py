@@ -1,7 +1,8 @@
-"""Warm start plumbing: the SFT dataset feeds exactly the rollouts' token ids, the verl SFT config composes, and
-verl's SFT trainer runs on the CPU backend (two steps, about 15 s). The full warm start and its accuracies are
-measured by ``benchmarks/warm_start_world.py`` (about 3 min)."""
+"""Warm start plumbing: the SFT dataset feeds exactly the rollouts' token ids, the verl SFT config composes, and a
+cached warm start runs verl's SFT trainer on the CPU backend (two steps, about 30 s). The full warm start and its
+accuracies are measured by ``benchmarks/warm_start_world.py`` (about 3 min)."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -76,18 +77,22 @@ def test_sft_command_composes_with_verls_sft_config(tmp_path):
     assert not config.model.use_remove_padding
 
 
-def test_verl_sft_trainer_runs_on_cpu(built_world, world_tokenizer, tmp_path):
-    """Two optimizer steps through torchrun + gloo + FSDP2 on CPU; the result is a loadable HF folder."""
+def test_a_cached_warm_start_runs_verls_sft_trainer_on_cpu(built_world, world_tokenizer, tmp_path):
+    """``cached_warm_start`` end to end on a 64-row subset, one epoch (two optimizer steps): verl's SFT trainer through
+    torchrun + gloo + FSDP2 on CPU, the result a loadable fp32 HF folder in the cache, found again by its content."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     subset = tmp_path / "subset.parquet"
-    pd.read_parquet(built_world["large_sft"]).iloc[:64].to_parquet(subset)
-    initial = build_model(tmp_path / "init", world_tokenizer, warm_start.WORLD_MODEL_SPECS["small"])
-    recipe = warm_start.SFTRecipe("small", "small_sft", epochs=1, lr=1e-3)
-    trained = warm_start.run_sft(initial, subset, tmp_path / "trained", recipe, seed=0)
-    before = AutoModelForCausalLM.from_pretrained(str(initial))
+    pd.read_parquet(built_world["small_sft"]).iloc[:64].to_parquet(subset)
+    paths = {**built_world, "small_sft": subset}
+    recipes = {"small": warm_start.SFTRecipe("small", "small_sft", epochs=1, lr=1e-3)}
+    trained = warm_start.cached_warm_start(paths, tmp_path / "cache", seed=0, recipes=recipes)["small"]
+    initial = build_model(tmp_path / "init", world_tokenizer, warm_start.WORLD_MODEL_SPECS["small"], seed=1)
+    before = AutoModelForCausalLM.from_pretrained(str(initial))  # warm_start's initial weights for seed 0's m
     after = AutoModelForCausalLM.from_pretrained(str(trained))
     assert after.dtype == torch.float32  # verl labels its saved configs bf16; run_sft relabels the fp32 weights
     assert AutoTokenizer.from_pretrained(str(trained)).get_vocab() == world_tokenizer.get_vocab()
     assert not torch.equal(before.lm_head.weight, after.lm_head.weight)
-    assert "step:2 " in (tmp_path / "trained_sft" / "sft.log").read_text()
+    manifest = json.loads((trained.parent / "manifest.json").read_text())
+    assert manifest["wall_s"] > 0 and "model.safetensors" in manifest["files"]
+    assert warm_start.cached_warm_start(paths, tmp_path / "cache", seed=0, recipes=recipes)["small"] == trained
