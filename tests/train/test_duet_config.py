@@ -251,8 +251,10 @@ def test_verls_process_setup_is_kept(monkeypatch):
     (carried to every worker by verl's runtime env), rl_insight, and nsys's controller options for the task runner."""
     from duet_verl.train.main import _process_setup, _profiler_options
 
-    for name in ("VERL_FULL_DETERMINISM", "VLLM_BATCH_INVARIANT", "PYTHONHASHSEED", "VERL_RL_INSIGHT_ENABLE"):
-        monkeypatch.delenv(name, raising=False)
+    names = ("VERL_FULL_DETERMINISM", "VLLM_BATCH_INVARIANT", "PYTHONHASHSEED", "VERL_RL_INSIGHT_ENABLE")
+    # a copy of the environment, so nothing set here reaches the processes later tests start (monkeypatch.delenv
+    # does not undo a variable that was absent and then set: rl_insight leaked into every later verl run)
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k not in names})
     _process_setup(compose_duet())
     assert "VERL_FULL_DETERMINISM" not in os.environ
     _process_setup(compose_duet("small_actor_rollout_ref.rollout.full_determinism=True",
