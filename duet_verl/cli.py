@@ -11,6 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 USAGE_EXIT_CODE = 2  # a mistake in the command: nothing ran (argparse's own status)
 
@@ -37,11 +38,7 @@ positive_int = _number(int, lambda v: v >= 1, "a whole number ≥ 1")
 non_negative_float = _number(float, lambda v: v >= 0, "a number ≥ 0")
 fraction = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 port = _number(int, lambda v: 1 <= v <= 65535, "a port (1–65535)")
-
-
-def top_k(text: str) -> int:
-    """verl's and vLLM's top-k: a whole number ≥ 1, or 0 / -1 for no top-k."""
-    return _number(int, lambda v: v >= -1, "a whole number ≥ -1 (0 or -1: off)")(text)
+top_k = _number(int, lambda v: v >= -1, "a whole number ≥ -1 (0 or -1: off)")  # verl's and vLLM's: 0 / -1 off
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -64,6 +61,11 @@ def require_vllm() -> None:
             "--backend vllm needs vLLM, which is not installed here (GPU nodes: pip install -e '.[gpu]', or the "
             "docker image); on a CPU pass --backend hf"
         )
+
+
+def looks_local(path: str) -> bool:
+    """A model path meant as a folder on disk (anything else, ``owner/name``, is a hub id)."""
+    return path.startswith(("/", ".", "~")) or Path(path).expanduser().exists() or path.count("/") != 1
 
 
 def check_hub_model(model_id: str, role: str, flag: str) -> None:

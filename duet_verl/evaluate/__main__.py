@@ -21,7 +21,6 @@ from duet_verl.cli import (
 )
 from duet_verl.core import SMALL_QUESTIONS, TEMPLATES, THINK_END, THINK_START
 from duet_verl.evaluate.config import EvalConfig
-from duet_verl.evaluate.inputs import EvalInputError
 from duet_verl.evaluate.metrics import MODES
 from duet_verl.evaluate.runner import run
 from duet_verl.inference import Sampling
@@ -133,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.backend == "vllm":
             require_vllm()
         summary = run(config_from_args(args), make_generator_factory(args))
-    except (EvalInputError, UsageError) as error:
+    except UsageError as error:  # EvalInputError among them
         return report(error, args)
     except Exception as error:  # a failure while running: one line, the traceback with --debug
         return report(error, args, usage=False)

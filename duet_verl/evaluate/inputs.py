@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from duet_verl.cli import UsageError, check_hub_model, looks_local
 from duet_verl.core import SMALL_QUESTIONS, scorer_for
 from duet_verl.evaluate.metrics import MODES
 
@@ -17,7 +18,7 @@ BASE_MODES = ("large", "concise")  # M alone: base M
 REQUIRED_COLUMNS = ("data_source", "prompt", "reward_model", "extra_info")
 
 
-class EvalInputError(ValueError):
+class EvalInputError(UsageError):
     """Bad input found before any model loads: the message says what, where, and what to do."""
 
 
@@ -42,10 +43,7 @@ def check_model(path: str | None, role: str, flag: str) -> None:
     if path is None:
         raise EvalInputError(f"the selected modes need {role}: pass {flag} PATH_OR_HUB_ID")
     local = Path(path).expanduser()
-    looks_local = path.startswith(("/", ".", "~")) or local.exists() or path.count("/") != 1
-    if not looks_local:
-        from duet_verl.cli import UsageError, check_hub_model
-
+    if not looks_local(path):
         try:
             check_hub_model(path, role, flag)
         except UsageError as error:

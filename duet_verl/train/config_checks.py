@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from duet_verl.cli import looks_local
 from duet_verl.core import GROUPINGS, LENGTH_MEASURES, MARGINAL_UTILITY_MODES, SCHEDULES, SMALL_QUESTIONS
 from duet_verl.train.checkpointing import DAMAGED_CHOICES
 from duet_verl.train.duet_config import GUIDED_TEMPLATES, LARGE, SMALL, SMALL_BLOCK, DuetConfig, DuetConfigError
@@ -25,11 +26,6 @@ def verl_placeholder_model_path() -> str:
 
     yaml = resources.files("verl.trainer.config").joinpath("model", "hf_model.yaml")
     return OmegaConf.create(yaml.read_text()).path
-
-
-def looks_local(path: str) -> bool:
-    """A model path meant as a folder on disk (anything else, ``owner/name``, is a hub id)."""
-    return path.startswith(("/", ".", "~")) or Path(path).expanduser().exists() or path.count("/") != 1
 
 
 def missing_inputs(config: DictConfig) -> list[str]:
