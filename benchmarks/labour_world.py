@@ -2,6 +2,7 @@
 
     python benchmarks/labour_world.py [--seeds 0 1 2] [--steps-left-out 0.1] [--out DIR] [--lambdas 0.25 0.5]
                                       [--alone-lambdas 1.0] [--primary-lambda 0.5] [--warm-cache DIR] [--steps N]
+                                      [--jobs N]
 
 Every question needs a fact only M knows and a two-digit sum (``duet_verl.testing.labour_world``), so M alone must
 write the worked sum while DUET's M may leave it to m. Per seed, through the product's entry points:
@@ -14,7 +15,8 @@ write the worked sum while DUET's M may leave it to m. Per seed, through the pro
    with the length penalty λ·L/B at each constant λ of ``--lambdas`` (B = 24), M alone also at ``--alone-lambdas``;
    then, as secondary rows, both at DUET's adaptive λ (its B and η; M alone through
    ``duet_verl.testing.adaptive_penalty``), M alone with plain GRPO, and at ``--primary-lambda`` DUET with m grouped
-   per signal and with m frozen (is m the weak link?).
+   per signal and with m frozen (is m the weak link?). ``--jobs N`` trains N runs side by side: for more
+   cores (on 2 cores two at a time take as long as one after the other).
 3. ``python -m duet_verl.evaluate`` (HF backend) on the held-out questions (a name and an addend training never
    paired). DUET: M at temperature 0.6 (4 samples) → greedy m. M alone both ways: at 0.6 (4 samples) and greedy,
    the way m answers in DUET. Also m alone, and each m's accuracy given the right fact (an oracle signal). Then the
@@ -33,6 +35,7 @@ import argparse
 import itertools
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -129,7 +132,7 @@ def train(system: System, world: dict, models: dict, runs: Path, settings: Setti
 
 
 def run_seed(seed: int, out: Path, settings: Settings, runs_of_seed: list[System], steps_left_out: float,
-             warm_cache: Path) -> dict:  # fmt: skip
+             warm_cache: Path, jobs: int) -> dict:  # fmt: skip
     start = time.monotonic()
     world = world_paths(out / "world")
     if not world["facts"].is_file():
@@ -143,7 +146,9 @@ def run_seed(seed: int, out: Path, settings: Settings, runs_of_seed: list[System
     phases = {"world_and_warm_starts": time.monotonic() - start}
 
     runs = out / "runs"
-    curves = {system.key: train(system, world, models, runs, settings) for system in runs_of_seed}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # a failed run fails the seed once the others have ended
+        started = {system.key: pool.submit(train, system, world, models, runs, settings) for system in runs_of_seed}
+        curves = {key: run.result() for key, run in started.items()}
     phases["rl_runs"] = time.monotonic() - start - sum(phases.values())
 
     log("evaluating on the held-out questions")
@@ -316,6 +321,7 @@ def main() -> None:
     parser.add_argument("--warm-cache", type=Path, default=Path("outputs/warm_start_cache"),
                         help="warm starts, kept and found again by their content (default: %(default)s)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=RL_SETTINGS.steps, help="RL steps (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=1, help="RL runs side by side (default: %(default)s)")
     parser.add_argument("--lambdas", type=float, nargs="+", default=list(LAMBDAS),
                         help="constant λ of both DUET and M alone (default: %(default)s)")  # fmt: skip
     parser.add_argument("--alone-lambdas", type=float, nargs="*", default=list(ALONE_LAMBDAS),
@@ -332,6 +338,8 @@ def main() -> None:
         "A seed may repeat (the runs are not bit-reproducible): each run gets its own folder",
     )  # fmt: skip
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: run at least one job")
     if args.race:
         for seed in args.seeds:
             start = time.monotonic()
@@ -343,7 +351,7 @@ def main() -> None:
     out = args.out.absolute()
     for seed in args.seeds:
         summary = run_seed(seed, out / f"seed{seed}", settings, runs_of_seed, args.steps_left_out,
-                           args.warm_cache.absolute())  # fmt: skip
+                           args.warm_cache.absolute(), args.jobs)  # fmt: skip
         phases = ", ".join(f"{phase} {seconds:.0f} s" for phase, seconds in summary["phase_s"].items())
         print(f"seed {seed} ({summary['wall_s']:.0f} s: {phases}):\n{markdown(summary)}")
     summaries = [json.loads(path.read_text()) for path in sorted(out.glob("seed*/summary.json"))]

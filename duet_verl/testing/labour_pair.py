@@ -110,12 +110,13 @@ def report(curves: dict[int, dict[str, float]], settings: Settings) -> str:
 # ---------------------------------------------------------------------------------------------- the CI test's race
 # DUET's M and M alone, each with the length penalty at the same constant λ from the same pair, for as many steps.
 # λ = 1 (where DUET's adaptive λ ends) weighs length against m's noisy 0/1 answers more than the benchmark's 0.5 does,
-# so 12 steps show the direction (at 0.5 DUET's M had dropped 14-21% of its length by then). DUET runs with marginal
-# utility off, a replicate here (m alone answers ~0). The two runs go side by side: each spends most of its first
-# minute starting processes one after another, which the other's work fills. DUET skips the validation before its
-# first step (the pair's is ``PAIR_HELDOUT``) and neither saves a checkpoint: the race's critical path is DUET's run.
+# so 12 steps show the direction. DUET runs with marginal utility off, a replicate here (m alone answers ~0). The two
+# runs go side by side, one worker per model (``RACE_ENV``): on 2 cores start-up is the critical path, and each run
+# spends it starting processes one after another, half as many with one worker. DUET skips the validation before its
+# first step (the pair's is ``PAIR_HELDOUT``) and neither saves a checkpoint. docs/learning_world.md has the runs.
 RACE = replace(RL_SETTINGS, steps=12)
 RACE_LAMBDA = 1.0
+RACE_ENV = {"CPU_WORKERS": "1"}
 
 
 def race(out: Path, seed: int) -> dict[str, dict[int, dict[str, float]]]:
@@ -127,12 +128,12 @@ def race(out: Path, seed: int) -> dict[str, dict[int, dict[str, float]]]:
     quick = ("trainer.save_freq=-1", f"data.seed={seed}")  # nothing reads a checkpoint of the race
     constant = ("duet.lambda_schedule=constant", f"duet.lambda_init={RACE_LAMBDA}", "duet.marginal_utility=off",
                 "trainer.val_before_train=False", *quick)  # fmt: skip
-    env = {"STEPS": str(RACE.steps), "OUT_DIR": str(out / "duet")}
+    env = {**RACE_ENV, "STEPS": str(RACE.steps), "OUT_DIR": str(out / "duet")}
     world, models = prepare(out / "duet")  # built once, before either run reads it
     with ThreadPoolExecutor(max_workers=2) as pool:
         duet = pool.submit(run, ["bash", recipe("run_duet_cpu_world.sh"), *constant], out / "duet.log", env)
         alone = pool.submit(train_large_alone, world, models, out / "alone", RACE, lam=RACE_LAMBDA,
-                            extra=quick)  # fmt: skip
+                            extra=quick, env=RACE_ENV)  # fmt: skip
         duet.result()
         duet_metrics = read_metrics(out / "duet" / "duet" / METRICS_FILE)  # main_job's file logger
         duet_metrics.setdefault(0, dict(PAIR_HELDOUT))

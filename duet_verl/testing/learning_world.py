@@ -162,15 +162,22 @@ def kl_as_duet() -> tuple[str, ...]:
 
 
 def train_large_alone(
-    world: dict, models: dict, out: Path, settings: Settings, lam: float | str | None, extra: tuple[str, ...] = ()
+    world: dict,
+    models: dict,
+    out: Path,
+    settings: Settings,
+    lam: float | str | None,
+    extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> dict[int, dict[str, float]]:
     """M alone with GRPO through verl's ``main_ppo`` on the legacy trainer that DUET's M runs on (V1 gives the same
     result here: benchmarks/v1_vs_legacy.py, docs/development.md), KL placed as DUET's M places it. ``lam``: the
     constant λ of the length penalty on M's own score, ``ADAPTIVE`` for DUET's rule at ``settings.length_bound``
     and ``lambda_eta`` (``duet_verl.testing.adaptive_penalty``; each step's λ lands in its metrics as
-    ``penalty/lambda``), ``None`` for plain GRPO; ``extra`` hydra overrides go last."""
+    ``penalty/lambda``), ``None`` for plain GRPO; ``extra`` hydra overrides go last; ``env`` goes to the recipe
+    (e.g. ``CPU_WORKERS``)."""
     overrides = [*common_overrides(world, models, out, settings), *kl_as_duet(), "trainer.use_v1=false"]
-    env = {"OUT_DIR": str(out)}
+    env = {**(env or {}), "OUT_DIR": str(out)}
     if lam == ADAPTIVE:
         env["ENTRY"] = "duet_verl.testing.adaptive_penalty"
         overrides += [
