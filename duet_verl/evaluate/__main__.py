@@ -89,7 +89,7 @@ def make_generator_factory(args):
     """Build generators lazily so that bad input is reported before torch or vllm is imported."""
 
     def make(model_path: str, role: str):
-        from duet_verl.evaluate import backends
+        from duet_verl.inference import backends
 
         if args.backend == "hf":
             return backends.HFGenerator(model_path, batch_size=args.chunk_size or 8, device=args.device)

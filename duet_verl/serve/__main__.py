@@ -114,7 +114,7 @@ async def make_engine(args, role: str):
         engine = RemoteEngine(role, model, tokenizer)
         engine.model = served
         return engine, tokenizer
-    from duet_verl.evaluate import backends
+    from duet_verl.inference import backends
 
     if args.backend == "hf":
         generator = backends.HFGenerator(model, batch_size=args.max_batch, device=args.device)

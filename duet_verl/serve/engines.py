@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from duet_verl.evaluate.backends import Generation
 from duet_verl.inference import Sampling
+from duet_verl.inference.backends import Generation
 
 
 class EngineError(Exception):
@@ -162,7 +162,7 @@ class _Job:
 
 
 class LocalEngine:
-    """A generator (``duet_verl.evaluate.backends``: transformers or in-process vLLM) on a thread of its own.
+    """A generator (``duet_verl.inference.backends``: transformers or in-process vLLM) on a thread of its own.
 
     Requests that wait while a batch runs form the next batch (up to ``max_batch``; one ``generate`` call per
     sampling setting), so concurrent requests share the model instead of queueing one by one.

@@ -271,7 +271,7 @@ def oracle_small_accuracy(world_dir: str | Path, small: str | Path, max_new_toke
     """m's greedy accuracy on the held-out questions when its signal is the right fact alone (an oracle M's): how
     well m works the sums by itself, apart from what M sends it (the paper prompt, as DUET renders it)."""
     from duet_verl.core import render_small_prompt, score_answer
-    from duet_verl.evaluate.backends import HFGenerator
+    from duet_verl.inference.backends import HFGenerator
 
     questions = load_labour_world(world_dir).questions("test")
     generator = HFGenerator(str(small), batch_size=len(questions), device="cpu")

@@ -112,7 +112,7 @@ def test_reports_are_written(records, tmp_path):
 @pytest.mark.parametrize(
     ("modules", "absent"),
     [
-        ("duet_verl.evaluate.metrics, duet_verl.evaluate.report, duet_verl.evaluate.backends", "torch vllm"),
+        ("duet_verl.evaluate.metrics, duet_verl.evaluate.report, duet_verl.inference.backends", "torch vllm"),
         # the runner and the CLI reach torch through duet_verl.core, but never vllm
         ("duet_verl.evaluate.runner, duet_verl.evaluate.__main__, duet_verl.evaluate.inputs", "vllm transformers"),
     ],
@@ -121,3 +121,12 @@ def test_imports_stay_light(modules, absent):
     code = f"import sys, {modules}; print([m for m in {absent.split()!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_generators_old_home_names_their_new_one():
+    code = "import warnings; warnings.simplefilter('error'); import duet_verl.evaluate.backends"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "FutureWarning: duet_verl.evaluate.backends has moved: import from duet_verl.inference.backends" in (
+        done.stderr
+    )

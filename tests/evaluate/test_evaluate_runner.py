@@ -10,13 +10,12 @@ import pytest
 
 from duet_verl.core import extract_signal, score_answer
 from duet_verl.core.records import ANSWER_FIELDS, EVALUATE_FIELDS
-from duet_verl.evaluate import backends
 from duet_verl.evaluate.__main__ import main
-from duet_verl.evaluate.backends import Generation
 from duet_verl.evaluate.config import EvalConfig
 from duet_verl.evaluate.inputs import EvalInputError
 from duet_verl.evaluate.runner import run
-from duet_verl.inference import Sampling
+from duet_verl.inference import Sampling, backends
+from duet_verl.inference.backends import Generation
 from duet_verl.testing import tiny
 
 ALL_MODES = ["duet", "large", "small", "concise"]

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from duet_verl.evaluate.backends import Generation
 from duet_verl.inference import Sampling
+from duet_verl.inference.backends import Generation
 from duet_verl.serve.app import DuetService, build_app
 
 LIMIT = 4096

@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from duet_verl.evaluate.backends import HFGenerator
 from duet_verl.inference import Sampling
+from duet_verl.inference.backends import HFGenerator
 from duet_verl.serve.app import DuetService, build_app
 from duet_verl.serve.engines import LocalEngine
 

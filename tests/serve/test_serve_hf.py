@@ -10,8 +10,8 @@ import openai
 import pytest
 
 from duet_verl.core import MATH_INSTRUCTION, render_small_prompt
-from duet_verl.evaluate.backends import HFGenerator
 from duet_verl.inference import DuetPipeline, Sampling, chat_prompt
+from duet_verl.inference.backends import HFGenerator
 from duet_verl.testing.http_server import ServerProcess, free_port
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)

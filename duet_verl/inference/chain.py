@@ -2,7 +2,7 @@
 the signal and answers. Signal extraction, m's prompt and the token counts are ``duet_verl.core``'s, as in
 training, so a pair is evaluated (``duet_verl.evaluate``) exactly as it was trained.
 
-``DuetPipeline`` holds one generator per model (``duet_verl.evaluate.backends``: transformers or vLLM). Its two
+``DuetPipeline`` holds one generator per model (``duet_verl.inference.backends``: transformers or vLLM). Its two
 stages are also functions, ``think`` and ``answer``, for callers that hold M's response already: evaluation
 shares one M response between its ``large`` and ``duet`` modes and loads each model only when needed. Their
 per-request pieces (``chat_prompt``, ``large_output``, ``small_prompt``, ``small_output``) are what the server
@@ -174,7 +174,7 @@ class DuetPipeline:
     """A trained pair behind one call: ``run`` takes questions (and M's conversations) and returns m's answers
     with M's signals and both models' token counts."""
 
-    large: object  # a generator for M (duet_verl.evaluate.backends.Generator)
+    large: object  # a generator for M (duet_verl.inference.backends.Generator)
     small: object  # a generator for m
     large_tokenizer: object
     small_tokenizer: object
