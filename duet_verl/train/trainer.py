@@ -131,157 +131,86 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
             )
         self._awake: str | None = None
 
-    # ------------------------------------------------------------------ workers
-    def init_workers(self):
-        """Both models in one fused worker group; M's servers are created and put to sleep before m's."""
-        from verl.checkpoint_engine import CheckpointEngineManager
-        from verl.experimental.agent_loop import AgentLoopManager
-        from verl.experimental.reward_loop import RewardLoopManager
-        from verl.workers.rollout.llm_server import LLMServerManager
+    # ------------------------------------------------------------------ training loop
+    def fit(self):
+        from verl.utils.tracking import Tracking
 
-        self.resource_pool_manager.create_resource_pool()
-        pool = self.resource_pool_manager.get_resource_pool(Role.ActorRolloutRef)
-        worker_cls = ray.remote(ActorRolloutRefWorker)
-        class_dict = {
-            # M's reference model exists only when a KL term reads it (verl's need_reference_policy), and with
-            # LoRA it is M's base inside the actor
-            LARGE: RayClassWithInitArgs(
-                cls=worker_cls,
-                config=self.large.config.actor_rollout_ref,
-                role="actor_rollout_ref" if self.use_reference_policy and not self.ref_in_actor else "actor_rollout",
-            ),
-            SMALL: RayClassWithInitArgs(
-                cls=worker_cls, config=self.small.config.actor_rollout_ref, role="actor_rollout"
-            ),
-        }
-        fused = self.ray_worker_group_cls(
-            resource_pool=pool,
-            ray_cls_with_init=create_colocated_worker_cls(class_dict=class_dict),
-            device_name=self.device_name,
-            **self._profiler_worker_kwargs(),
+        tracker = Tracking(
+            project_name=self.config.trainer.project_name,
+            experiment_name=self.config.trainer.experiment_name,
+            default_backend=self.config.trainer.logger,
+            config=OmegaConf.to_container(self.config, resolve=True),
         )
-        worker_groups = fused.spawn(prefix_set=class_dict.keys())
-        for role in (self.large, self.small):
-            role.actor_rollout_wg = worker_groups[role.name]
-            role.actor_rollout_wg.init_model()
-        self.actor_rollout_wg = self.large.actor_rollout_wg
-        if self.use_reference_policy:
-            self.ref_policy_wg = self.large.actor_rollout_wg
-
-        self.reward_loop_manager = RewardLoopManager(config=self.small.config, rm_resource_pool=None)
-        for role in (self.large, self.small):
-            role.server_manager = LLMServerManager.create(
-                config=role.config, worker_group=role.actor_rollout_wg, rollout_resource_pool=pool
-            )
-            role.agent_loop = AgentLoopManager.create(
-                config=role.config,
-                llm_client=role.server_manager.get_client(),
-                reward_loop_worker_handles=self.reward_loop_manager.reward_loop_workers if role is self.small else None,
-            )
-            role.checkpoint_manager = CheckpointEngineManager(
-                config=omega_conf_to_dataclass(role.config.actor_rollout_ref.rollout.checkpoint_engine),
-                actor_wg=role.actor_rollout_wg,
-                replicas=role.server_manager.get_replicas(),
-            )
-            role.checkpoint_manager.sleep_replicas()
-            prefix = f"{server_name_prefix(role.config.actor_rollout_ref.rollout)}server_"
-            servers = sorted(name for name in ray.util.list_named_actors() if name.startswith(prefix))
-            print(f"[duet] {role.name} rollout servers: {', '.join(servers)}", flush=True)
-        self.checkpoint_manager = self.large.checkpoint_manager
-
-    def _generate(self, role: ModelRole, batch: DataProto, timing: dict, timer: str, sleep_after: bool = True):
-        """Sync ``role``'s weights into its (sleeping) rollout engine, generate, and put it back to sleep."""
-        if self._awake not in (None, role.name):
-            raise RuntimeError(f"rollout engine {self._awake} is still awake while waking {role.name}")
-        if self._awake is None:
-            with marked_timer(f"sync_weights_{role.name}", timing):
-                role.checkpoint_manager.update_weights(self.global_steps)
-            self._awake = role.name
-            print(f"[duet] rollout engine awake: {role.name}", flush=True)
-        # verl's agent loop splits the batch evenly over its workers (DataProto.chunk asserts it): pad with copies
-        # of the first rows, as verl's own _validate does, and drop their outputs
-        padded, pad_size = pad_dataproto_to_divisor(batch, role.config.actor_rollout_ref.rollout.agent.num_workers)
-        with marked_timer(timer, timing):
-            output = unpad_dataproto(role.agent_loop.generate_sequences(padded), pad_size=pad_size)
-        output.meta_info.pop("timing", None)
-        if sleep_after:
-            role.checkpoint_manager.sleep_replicas()
-            self._awake = None
-            print(f"[duet] rollout engine asleep: {role.name}", flush=True)
-        return output
-
-    def _generate_large(self, batch_dict: dict, n: int, validate: bool, timing: dict, timer: str) -> DataProto:
-        """M's n responses per question, one row each, with the question's ``uid`` and an explicit ``large_row`` id."""
-        batch = DataProto.from_single_dict(batch_dict)
-        batch.non_tensor_batch["uid"] = _object_array([str(uuid.uuid4()) for _ in range(len(batch))])
-        gen_batch = self._get_gen_batch(batch).repeat(repeat_times=n, interleave=True)
-        gen_batch.meta_info.update({"global_steps": self.global_steps, "validate": validate})
-        large_batch = batch.repeat(repeat_times=n, interleave=True).union(
-            self._generate(self.large, gen_batch, timing, timer)
-        )
-        large_batch.batch["response_mask"] = compute_response_mask(large_batch)
-        large_batch.non_tensor_batch["large_row"] = np.arange(len(large_batch))
-        large_batch.non_tensor_batch["raw_prompt"] = gen_batch.non_tensor_batch["raw_prompt"]
-        texts = self._response_texts(large_batch, self.large_decoder.batch_decode)
-        large_batch.non_tensor_batch["response_text"] = _object_array(texts)
-        return large_batch
-
-    @staticmethod
-    def _response_texts(batch: DataProto, batch_decode) -> list[str]:
-        """Each row's valid response tokens as text, by ``batch_decode``: M's ``ResponseDecoder`` (special tokens
-        dropped but the thinking markers) or ``_small_texts``' (special tokens dropped)."""
-        responses, lengths = batch.batch["responses"].tolist(), batch.batch["response_mask"].sum(-1).tolist()
-        return batch_decode([ids[:length] for ids, length in zip(responses, lengths, strict=True)])
-
-    def _small_texts(self, batch: DataProto) -> list[str]:
-        """m's answers as the reward manager decodes them for scoring."""
-        decode = self.small_tokenizer.batch_decode
-        return self._response_texts(batch, lambda rows: decode(rows, skip_special_tokens=True))
-
-    # ------------------------------------------------------------------ building m's batch
-    def _signals(self, large_batch: DataProto) -> list:
-        """Each M response's signal for m: its thinking (``core.signal.extract_signal``, M's markers)."""
-        start, end = self.duet.think_start, self.duet.think_end
-        return [extract_signal(text, start, end) for text in large_batch.non_tensor_batch["response_text"]]
-
-    def _small_rows(
-        self, large_batch: DataProto, signals, k: int, template: str, per_question: bool, question_form: str = "bare"
-    ) -> DataProto:
-        """k m rows per M row (guided and per-signal baseline) or per question (per-prompt baseline); m reads the
-        question in ``question_form`` (``core.small_question``; validation's ``duet.val_small_question``)."""
-        nt = large_batch.non_tensor_batch
-        rows = defaultdict(list)
-        seen_questions = set()
-        for i in range(len(large_batch)):
-            if per_question:
-                if nt["uid"][i] in seen_questions:
-                    continue
-                seen_questions.add(nt["uid"][i])
-            question = small_question((nt["extra_info"][i] or {}).get("question"), nt["raw_prompt"][i], question_form)
-            for _ in range(k):
-                rows["large_row"].append(-1 if per_question else int(nt["large_row"][i]))
-                rows["question_uid"].append(nt["uid"][i])
-                rows["question"].append(question)
-                rows["signal"].append(None if template == BASELINE_TEMPLATE else signals[i].text)
-                rows["template"].append(template)
-                rows["raw_prompt"].append([{"role": "user", "content": question}])
-                rows["agent_name"].append(AGENT_NAME)
-                for key in ("data_source", "reward_model", "extra_info"):
-                    rows[key].append(nt[key][i])
-        return DataProto(non_tensor_batch={key: _object_array(values) for key, values in rows.items()})
-
-    def _generate_small(self, small_rows: DataProto, validate: bool, timing: dict, timer: str, sleep_after: bool):
-        """m's answers to ``small_rows``, scored in verl's reward loop (``rm_scores``), with the rows' ids kept."""
-        small_rows.meta_info.update({"global_steps": self.global_steps, "validate": validate})
-        batch = self._generate(self.small, small_rows, timing, timer, sleep_after=sleep_after)
-        batch.non_tensor_batch.update(small_rows.non_tensor_batch)  # m's rows carry no tensors to union
-        batch.batch["response_mask"] = compute_response_mask(batch)
-        return batch
+        self.global_steps = 0
+        self._load_checkpoint()
+        if self.config.trainer.get("val_before_train", True) or self.config.trainer.get("val_only", False):
+            val_metrics = self._validate()
+            pprint(f"Initial validation metrics: {val_metrics}")
+            tracker.log(data=val_metrics, step=self.global_steps)
+            if self.config.trainer.get("val_only", False):
+                return COMPLETED
+        if self.global_steps >= self.total_training_steps:
+            print(f"[duet] nothing to do: resumed at step {self.global_steps} of {self.total_training_steps}")
+            return COMPLETED
+        if self._stop_reason():  # asked to stop before the first step: the state is the loaded checkpoint's
+            print(f"[duet] stopped before step {self.global_steps + 1}: nothing new to save", flush=True)
+            return PREEMPTED
+        progress = tqdm(total=self.total_training_steps, initial=self.global_steps, desc="DUET training")
+        start_epoch = self.global_steps // len(self.train_dataloader)
+        for epoch in range(start_epoch, self.config.trainer.total_epochs):
+            for batch_dict in self.train_dataloader:
+                self.global_steps += 1
+                metrics: dict[str, Any] = {"training/global_step": self.global_steps, "training/epoch": epoch}
+                timing: dict[str, float] = {}
+                is_last_step = self.global_steps >= self.total_training_steps
+                opens, closes = self._profile_window(self.global_steps)
+                with marked_timer("step", timing):
+                    if opens:
+                        self.large.actor_rollout_wg.start_profile(role="train", profile_step=self.global_steps)
+                    self._duet_step(batch_dict, metrics, timing)
+                    if closes:
+                        last = self.global_steps == max(self.config.global_profiler.steps)
+                        self.large.actor_rollout_wg.stop_profile(run_command=last)
+                # A stop signal: save now whatever save_freq says, and skip validation (the grace period is short)
+                stop = None if is_last_step else self._stop_reason()
+                if stop:
+                    print(f"[duet] {stop}: step {self.global_steps} is done; writing its checkpoint", flush=True)
+                save_freq = self.config.trainer.save_freq
+                saved = bool(stop) or (save_freq > 0 and (is_last_step or self.global_steps % save_freq == 0))
+                if saved:
+                    with marked_timer("save_checkpoint", timing):
+                        self._save_checkpoint()
+                test_freq = self.config.trainer.test_freq
+                if not stop and test_freq > 0 and (is_last_step or self.global_steps % test_freq == 0):
+                    with marked_timer("testing", timing):
+                        metrics.update(self._validate())
+                    # A stop signal during validation: checkpoint this step now, not after one more step
+                    stop = None if is_last_step else self._stop_reason()
+                    if stop:
+                        print(f"[duet] {stop} during validation: step {self.global_steps} is done", flush=True)
+                    if stop and not saved:
+                        with marked_timer("save_checkpoint", timing):
+                            self._save_checkpoint()
+                metrics.update({f"timing_s/{name}": seconds for name, seconds in timing.items()})
+                metrics.update(self._throughput(metrics, timing["step"]))
+                tracker.log(data=metrics, step=self.global_steps)
+                progress.update(1)
+                if stop:
+                    progress.close()
+                    print(f"[duet] stopped for {stop} after step {self.global_steps}; the same command resumes at "
+                          f"step {self.global_steps + 1}", flush=True)  # fmt: skip
+                    return PREEMPTED
+                if is_last_step:
+                    progress.close()
+                    return COMPLETED
+        progress.close()
+        return COMPLETED
 
     # ------------------------------------------------------------------ one training step
     def _duet_step(self, batch_dict: dict, metrics: dict, timing: dict) -> None:
         """One DUET step, phase by phase (docs/training.md, "One step"; the method's steps: docs/method.md). Each
-        phase after M's rollout is one method below, in call order (helpers follow the method that uses them)."""
+        phase is one method: m's rollout, the rewards, log-probs, KL and advantages below, in call order (helpers
+        follow the method that uses them); M's rollout and m's batch in the next section."""
         # M's rollout: n responses per question; the thinking of each is its signal to m
         large_batch = self._generate_large(
             batch_dict, self.config.actor_rollout_ref.rollout.n, validate=False, timing=timing, timer="gen_large"
@@ -425,80 +354,152 @@ class DuetTrainer(CheckpointPublishing, StepRecords, RayPPOTrainer):
             config=self.config.algorithm,
         )
 
-    # ------------------------------------------------------------------ training loop
-    def fit(self):
-        from verl.utils.tracking import Tracking
+    # ------------------------------------------------------------------ the rollouts: M, then m on its signals
+    def _generate(self, role: ModelRole, batch: DataProto, timing: dict, timer: str, sleep_after: bool = True):
+        """Sync ``role``'s weights into its (sleeping) rollout engine, generate, and put it back to sleep."""
+        if self._awake not in (None, role.name):
+            raise RuntimeError(f"rollout engine {self._awake} is still awake while waking {role.name}")
+        if self._awake is None:
+            with marked_timer(f"sync_weights_{role.name}", timing):
+                role.checkpoint_manager.update_weights(self.global_steps)
+            self._awake = role.name
+            print(f"[duet] rollout engine awake: {role.name}", flush=True)
+        # verl's agent loop splits the batch evenly over its workers (DataProto.chunk asserts it): pad with copies
+        # of the first rows, as verl's own _validate does, and drop their outputs
+        padded, pad_size = pad_dataproto_to_divisor(batch, role.config.actor_rollout_ref.rollout.agent.num_workers)
+        with marked_timer(timer, timing):
+            output = unpad_dataproto(role.agent_loop.generate_sequences(padded), pad_size=pad_size)
+        output.meta_info.pop("timing", None)
+        if sleep_after:
+            role.checkpoint_manager.sleep_replicas()
+            self._awake = None
+            print(f"[duet] rollout engine asleep: {role.name}", flush=True)
+        return output
 
-        tracker = Tracking(
-            project_name=self.config.trainer.project_name,
-            experiment_name=self.config.trainer.experiment_name,
-            default_backend=self.config.trainer.logger,
-            config=OmegaConf.to_container(self.config, resolve=True),
+    def _generate_large(self, batch_dict: dict, n: int, validate: bool, timing: dict, timer: str) -> DataProto:
+        """M's n responses per question, one row each, with the question's ``uid`` and an explicit ``large_row`` id."""
+        batch = DataProto.from_single_dict(batch_dict)
+        batch.non_tensor_batch["uid"] = _object_array([str(uuid.uuid4()) for _ in range(len(batch))])
+        gen_batch = self._get_gen_batch(batch).repeat(repeat_times=n, interleave=True)
+        gen_batch.meta_info.update({"global_steps": self.global_steps, "validate": validate})
+        large_batch = batch.repeat(repeat_times=n, interleave=True).union(
+            self._generate(self.large, gen_batch, timing, timer)
         )
-        self.global_steps = 0
-        self._load_checkpoint()
-        if self.config.trainer.get("val_before_train", True) or self.config.trainer.get("val_only", False):
-            val_metrics = self._validate()
-            pprint(f"Initial validation metrics: {val_metrics}")
-            tracker.log(data=val_metrics, step=self.global_steps)
-            if self.config.trainer.get("val_only", False):
-                return COMPLETED
-        if self.global_steps >= self.total_training_steps:
-            print(f"[duet] nothing to do: resumed at step {self.global_steps} of {self.total_training_steps}")
-            return COMPLETED
-        if self._stop_reason():  # asked to stop before the first step: the state is the loaded checkpoint's
-            print(f"[duet] stopped before step {self.global_steps + 1}: nothing new to save", flush=True)
-            return PREEMPTED
-        progress = tqdm(total=self.total_training_steps, initial=self.global_steps, desc="DUET training")
-        start_epoch = self.global_steps // len(self.train_dataloader)
-        for epoch in range(start_epoch, self.config.trainer.total_epochs):
-            for batch_dict in self.train_dataloader:
-                self.global_steps += 1
-                metrics: dict[str, Any] = {"training/global_step": self.global_steps, "training/epoch": epoch}
-                timing: dict[str, float] = {}
-                is_last_step = self.global_steps >= self.total_training_steps
-                opens, closes = self._profile_window(self.global_steps)
-                with marked_timer("step", timing):
-                    if opens:
-                        self.large.actor_rollout_wg.start_profile(role="train", profile_step=self.global_steps)
-                    self._duet_step(batch_dict, metrics, timing)
-                    if closes:
-                        last = self.global_steps == max(self.config.global_profiler.steps)
-                        self.large.actor_rollout_wg.stop_profile(run_command=last)
-                # A stop signal: save now whatever save_freq says, and skip validation (the grace period is short)
-                stop = None if is_last_step else self._stop_reason()
-                if stop:
-                    print(f"[duet] {stop}: step {self.global_steps} is done; writing its checkpoint", flush=True)
-                save_freq = self.config.trainer.save_freq
-                saved = bool(stop) or (save_freq > 0 and (is_last_step or self.global_steps % save_freq == 0))
-                if saved:
-                    with marked_timer("save_checkpoint", timing):
-                        self._save_checkpoint()
-                test_freq = self.config.trainer.test_freq
-                if not stop and test_freq > 0 and (is_last_step or self.global_steps % test_freq == 0):
-                    with marked_timer("testing", timing):
-                        metrics.update(self._validate())
-                    # A stop signal during validation: checkpoint this step now, not after one more step
-                    stop = None if is_last_step else self._stop_reason()
-                    if stop:
-                        print(f"[duet] {stop} during validation: step {self.global_steps} is done", flush=True)
-                    if stop and not saved:
-                        with marked_timer("save_checkpoint", timing):
-                            self._save_checkpoint()
-                metrics.update({f"timing_s/{name}": seconds for name, seconds in timing.items()})
-                metrics.update(self._throughput(metrics, timing["step"]))
-                tracker.log(data=metrics, step=self.global_steps)
-                progress.update(1)
-                if stop:
-                    progress.close()
-                    print(f"[duet] stopped for {stop} after step {self.global_steps}; the same command resumes at "
-                          f"step {self.global_steps + 1}", flush=True)  # fmt: skip
-                    return PREEMPTED
-                if is_last_step:
-                    progress.close()
-                    return COMPLETED
-        progress.close()
-        return COMPLETED
+        large_batch.batch["response_mask"] = compute_response_mask(large_batch)
+        large_batch.non_tensor_batch["large_row"] = np.arange(len(large_batch))
+        large_batch.non_tensor_batch["raw_prompt"] = gen_batch.non_tensor_batch["raw_prompt"]
+        texts = self._response_texts(large_batch, self.large_decoder.batch_decode)
+        large_batch.non_tensor_batch["response_text"] = _object_array(texts)
+        return large_batch
+
+    @staticmethod
+    def _response_texts(batch: DataProto, batch_decode) -> list[str]:
+        """Each row's valid response tokens as text, by ``batch_decode``: M's ``ResponseDecoder`` (special tokens
+        dropped but the thinking markers) or ``_small_texts``' (special tokens dropped)."""
+        responses, lengths = batch.batch["responses"].tolist(), batch.batch["response_mask"].sum(-1).tolist()
+        return batch_decode([ids[:length] for ids, length in zip(responses, lengths, strict=True)])
+
+    def _small_texts(self, batch: DataProto) -> list[str]:
+        """m's answers as the reward manager decodes them for scoring."""
+        decode = self.small_tokenizer.batch_decode
+        return self._response_texts(batch, lambda rows: decode(rows, skip_special_tokens=True))
+
+    def _signals(self, large_batch: DataProto) -> list:
+        """Each M response's signal for m: its thinking (``core.signal.extract_signal``, M's markers)."""
+        start, end = self.duet.think_start, self.duet.think_end
+        return [extract_signal(text, start, end) for text in large_batch.non_tensor_batch["response_text"]]
+
+    def _small_rows(
+        self, large_batch: DataProto, signals, k: int, template: str, per_question: bool, question_form: str = "bare"
+    ) -> DataProto:
+        """k m rows per M row (guided and per-signal baseline) or per question (per-prompt baseline); m reads the
+        question in ``question_form`` (``core.small_question``; validation's ``duet.val_small_question``)."""
+        nt = large_batch.non_tensor_batch
+        rows = defaultdict(list)
+        seen_questions = set()
+        for i in range(len(large_batch)):
+            if per_question:
+                if nt["uid"][i] in seen_questions:
+                    continue
+                seen_questions.add(nt["uid"][i])
+            question = small_question((nt["extra_info"][i] or {}).get("question"), nt["raw_prompt"][i], question_form)
+            for _ in range(k):
+                rows["large_row"].append(-1 if per_question else int(nt["large_row"][i]))
+                rows["question_uid"].append(nt["uid"][i])
+                rows["question"].append(question)
+                rows["signal"].append(None if template == BASELINE_TEMPLATE else signals[i].text)
+                rows["template"].append(template)
+                rows["raw_prompt"].append([{"role": "user", "content": question}])
+                rows["agent_name"].append(AGENT_NAME)
+                for key in ("data_source", "reward_model", "extra_info"):
+                    rows[key].append(nt[key][i])
+        return DataProto(non_tensor_batch={key: _object_array(values) for key, values in rows.items()})
+
+    def _generate_small(self, small_rows: DataProto, validate: bool, timing: dict, timer: str, sleep_after: bool):
+        """m's answers to ``small_rows``, scored in verl's reward loop (``rm_scores``), with the rows' ids kept."""
+        small_rows.meta_info.update({"global_steps": self.global_steps, "validate": validate})
+        batch = self._generate(self.small, small_rows, timing, timer, sleep_after=sleep_after)
+        batch.non_tensor_batch.update(small_rows.non_tensor_batch)  # m's rows carry no tensors to union
+        batch.batch["response_mask"] = compute_response_mask(batch)
+        return batch
+
+    # ------------------------------------------------------------------ workers
+    def init_workers(self):
+        """Both models in one fused worker group; M's servers are created and put to sleep before m's."""
+        from verl.checkpoint_engine import CheckpointEngineManager
+        from verl.experimental.agent_loop import AgentLoopManager
+        from verl.experimental.reward_loop import RewardLoopManager
+        from verl.workers.rollout.llm_server import LLMServerManager
+
+        self.resource_pool_manager.create_resource_pool()
+        pool = self.resource_pool_manager.get_resource_pool(Role.ActorRolloutRef)
+        worker_cls = ray.remote(ActorRolloutRefWorker)
+        class_dict = {
+            # M's reference model exists only when a KL term reads it (verl's need_reference_policy), and with
+            # LoRA it is M's base inside the actor
+            LARGE: RayClassWithInitArgs(
+                cls=worker_cls,
+                config=self.large.config.actor_rollout_ref,
+                role="actor_rollout_ref" if self.use_reference_policy and not self.ref_in_actor else "actor_rollout",
+            ),
+            SMALL: RayClassWithInitArgs(
+                cls=worker_cls, config=self.small.config.actor_rollout_ref, role="actor_rollout"
+            ),
+        }
+        fused = self.ray_worker_group_cls(
+            resource_pool=pool,
+            ray_cls_with_init=create_colocated_worker_cls(class_dict=class_dict),
+            device_name=self.device_name,
+            **self._profiler_worker_kwargs(),
+        )
+        worker_groups = fused.spawn(prefix_set=class_dict.keys())
+        for role in (self.large, self.small):
+            role.actor_rollout_wg = worker_groups[role.name]
+            role.actor_rollout_wg.init_model()
+        self.actor_rollout_wg = self.large.actor_rollout_wg
+        if self.use_reference_policy:
+            self.ref_policy_wg = self.large.actor_rollout_wg
+
+        self.reward_loop_manager = RewardLoopManager(config=self.small.config, rm_resource_pool=None)
+        for role in (self.large, self.small):
+            role.server_manager = LLMServerManager.create(
+                config=role.config, worker_group=role.actor_rollout_wg, rollout_resource_pool=pool
+            )
+            role.agent_loop = AgentLoopManager.create(
+                config=role.config,
+                llm_client=role.server_manager.get_client(),
+                reward_loop_worker_handles=self.reward_loop_manager.reward_loop_workers if role is self.small else None,
+            )
+            role.checkpoint_manager = CheckpointEngineManager(
+                config=omega_conf_to_dataclass(role.config.actor_rollout_ref.rollout.checkpoint_engine),
+                actor_wg=role.actor_rollout_wg,
+                replicas=role.server_manager.get_replicas(),
+            )
+            role.checkpoint_manager.sleep_replicas()
+            prefix = f"{server_name_prefix(role.config.actor_rollout_ref.rollout)}server_"
+            servers = sorted(name for name in ray.util.list_named_actors() if name.startswith(prefix))
+            print(f"[duet] {role.name} rollout servers: {', '.join(servers)}", flush=True)
+        self.checkpoint_manager = self.large.checkpoint_manager
 
     # ------------------------------------------------------------------ profiler
     # verl's profiler window (global_profiler.steps), opened on M's workers only: both models' workers share one
