@@ -30,7 +30,7 @@ PRIVATE_CONTACTS = (
     PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_update_actor", "called by ModelRole (train/trainer.py)"),
     # DuetTrainer inherits these and calls them on itself.
     PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_get_gen_batch", "M's generation batch (DuetTrainer)"),
-    PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_balance_batch", "per-model sequence balancing (DuetTrainer)"),
+    PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_balance_batch", "balancing (DuetTrainer); M alone's λ metric"),
     PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_maybe_log_val_generations", "validation table (DuetTrainer)"),
     # DuetTrainer replaces these: two models' checkpoints, the DUET chain's validation.
     PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_save_checkpoint", "overridden (train/checkpointing.py)"),

@@ -9,13 +9,12 @@ function scores one response at a time and keeps nothing between steps, so it ca
 rollout's scores (``rm_scores``, the score at each response's last token, where verl's reward loop puts it) lose
 ``λ · L / B`` right after generation, before the KL and the advantages, which is where a reward function's penalty
 lands. λ then follows DUET's rule (``LambdaSchedule``, starting at 0, clipped to [0, 1]) from the batch's mean L.
-Validation is not penalised. Each step prints ``[adaptive penalty] step N: lambda X, mean length L``, the λ that
-step's penalty used. λ is not checkpointed: a benchmark tool, not part of the product (DUET's own λ is).
+Validation is not penalised. Each step logs the λ its penalty used as the metric ``penalty/lambda``, beside verl's
+own. λ is not checkpointed: a benchmark tool, not part of the product (DUET's own λ is).
 """
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     import torch
 
 ADAPTIVE = "adaptive"  # the benchmarks' ``lam`` for this trainer (a constant λ is a number)
-LAMBDA_LINE = re.compile(r"\[adaptive penalty\] step (\d+): lambda ([-+0-9.eE]+)")
+LAMBDA_METRIC = "penalty/lambda"
 
 
 def penalise(scores: torch.Tensor, response_mask: torch.Tensor, lam: float, length_bound: float) -> torch.Tensor:
@@ -40,27 +39,23 @@ def penalise(scores: torch.Tensor, response_mask: torch.Tensor, lam: float, leng
     return lengths
 
 
-def lambdas_by_step(output: str) -> dict[int, float]:
-    """``{step: λ}`` from a run's printed ``[adaptive penalty]`` lines."""
-    return {int(m.group(1)): float(m.group(2)) for m in map(LAMBDA_LINE.search, output.splitlines()) if m}
-
-
 class PenalisedRollouts:
-    """verl's agent-loop manager with the length penalty applied to each training rollout's scores."""
+    """verl's agent-loop manager with the length penalty applied to each training rollout's scores;
+    ``last_lambda`` is the λ the latest training rollout paid."""
 
     def __init__(self, rollouts, schedule: LambdaSchedule):
         self.rollouts, self.schedule = rollouts, schedule
+        self.last_lambda: float | None = None
 
     def generate_sequences(self, batch):
         output = self.rollouts.generate_sequences(batch)
         if batch.meta_info.get("validate", False):
             return output
-        lam = self.schedule.value
-        lengths = penalise(output.batch["rm_scores"], output.batch["response_mask"], lam, self.schedule.length_bound)
-        mean_length = float(lengths.float().mean())
-        print(f"[adaptive penalty] step {batch.meta_info.get('global_steps')}: lambda {lam:.9g}, "
-              f"mean length {mean_length:.2f}", flush=True)  # fmt: skip
-        self.schedule.update(mean_length)
+        self.last_lambda = self.schedule.value
+        lengths = penalise(
+            output.batch["rm_scores"], output.batch["response_mask"], self.last_lambda, self.schedule.length_bound
+        )
+        self.schedule.update(float(lengths.float().mean()))
         return output
 
     def __getattr__(self, name):  # everything else is the manager's own
@@ -72,10 +67,18 @@ def _trainer_class():
 
     class AdaptivePenaltyTrainer(RayPPOTrainer):
         def init_workers(self):
+            if not self.config.trainer.balance_batch:
+                raise ValueError("duet_verl.testing.adaptive_penalty logs λ in the step's balance pass: "
+                                 "keep trainer.balance_batch=True")  # fmt: skip
             super().init_workers()
             settings = self.config.adaptive_penalty
             schedule = LambdaSchedule("adaptive", eta=settings.eta, length_bound=settings.length_bound)
             self.async_rollout_manager = PenalisedRollouts(self.async_rollout_manager, schedule)
+
+        def _balance_batch(self, batch, metrics, **kwargs):
+            """verl hands every training step's metrics to this pass, after the rollout: add the λ it paid."""
+            metrics[LAMBDA_METRIC] = self.async_rollout_manager.last_lambda
+            return super()._balance_batch(batch, metrics=metrics, **kwargs)
 
     return AdaptivePenaltyTrainer
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from duet_verl.testing.adaptive_penalty import lambdas_by_step
+from duet_verl.testing.adaptive_penalty import LAMBDA_METRIC
 from duet_verl.testing.console import parse_step_metrics
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
@@ -116,7 +116,7 @@ def test_m_alone_trains_at_the_adaptive_lambda(tiny_assets, tmp_path, record_wal
     )  # fmt: skip
     record_wall_time("M alone at the adaptive λ, main_ppo, 2 steps + validation (CPU)", run.seconds)
     assert run.returncode == 0, run.output[-6000:]
-    lambdas = lambdas_by_step(run.output)
+    lambdas = {step: values[LAMBDA_METRIC] for step, values in run.metrics.items() if LAMBDA_METRIC in values}
     assert sorted(lambdas) == [1, 2], "every training step is penalised, validation is not"
     assert lambdas[1] == 0.0
     assert lambdas[2] == pytest.approx(min(1.0, max(0.0, run.metrics[1]["response_length/mean"] - 1.0)), abs=1e-6)

@@ -10,7 +10,7 @@ import torch
 from verl import DataProto
 
 from duet_verl.core.lambda_schedule import LambdaSchedule
-from duet_verl.testing.adaptive_penalty import PenalisedRollouts, lambdas_by_step, penalise
+from duet_verl.testing.adaptive_penalty import LAMBDA_METRIC, PenalisedRollouts, _trainer_class, penalise
 
 
 def rollout(lengths: list[int], width: int = 6, score: float = 1.0) -> DataProto:
@@ -45,20 +45,39 @@ def request(step: int, validate: bool = False) -> DataProto:
     return DataProto.from_dict({"input_ids": torch.zeros(2, 1)}, meta_info={"global_steps": step, "validate": validate})
 
 
-def test_training_steps_follow_duets_rule_and_validation_is_left_alone(capsys):
+def test_training_steps_follow_duets_rule_and_validation_is_left_alone():
     schedule = LambdaSchedule("adaptive", eta=0.5, length_bound=2.0)
     manager = PenalisedRollouts(Manager([rollout([4, 4]) for _ in range(4)]), schedule)
+    paid = []
     first = manager.generate_sequences(request(1))  # λ = 0, then λ ← 0 + 0.5 · (4 / 2 − 1) = 0.5
+    paid.append(manager.last_lambda)
     validation = manager.generate_sequences(request(1, validate=True))
+    paid.append(manager.last_lambda)
     second = manager.generate_sequences(request(2))  # λ = 0.5: 0.5 · 4 / 2 = 1 off each score, then λ ← 1
+    paid.append(manager.last_lambda)
     third = manager.generate_sequences(request(3))  # λ = 1 (its cap)
+    paid.append(manager.last_lambda)
     assert first.batch["rm_scores"].sum(-1).tolist() == [1.0, 1.0]
     assert validation.batch["rm_scores"].sum(-1).tolist() == [1.0, 1.0]
     assert second.batch["rm_scores"].sum(-1).tolist() == [0.0, 0.0]
     assert third.batch["rm_scores"].sum(-1).tolist() == [-1.0, -1.0]
     assert (schedule.value, schedule.num_updates) == (1.0, 3), "validation does not move λ"
-    assert lambdas_by_step(capsys.readouterr().out) == {1: 0.0, 2: 0.5, 3: 1.0}
+    assert paid == [0.0, 0.0, 0.5, 1.0], "each training rollout's λ, as its penalty used it"
     assert manager.replicas == ["server"], "the rest is verl's manager's own"
+
+
+def test_each_steps_metrics_carry_the_lambda_its_penalty_used(monkeypatch):
+    from verl.trainer.ppo.ray_trainer import RayPPOTrainer
+
+    balanced = []
+    monkeypatch.setattr(RayPPOTrainer, "_balance_batch", lambda self, batch, metrics, **kw: balanced.append(batch))
+    trainer_class = _trainer_class()
+    trainer = trainer_class.__new__(trainer_class)  # no workers: only the step's metrics pass is exercised
+    trainer.async_rollout_manager = PenalisedRollouts(Manager([]), LambdaSchedule("adaptive"))
+    trainer.async_rollout_manager.last_lambda = 0.25
+    metrics = {"response_length/mean": 30.0}
+    trainer._balance_batch("batch", metrics=metrics)
+    assert metrics == {"response_length/mean": 30.0, LAMBDA_METRIC: 0.25} and balanced == ["batch"]
 
 
 def test_it_refuses_verls_v1_trainer_which_would_train_without_the_penalty():
