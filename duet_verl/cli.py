@@ -91,6 +91,23 @@ def check_hub_model(model_id: str, role: str, flag: str) -> None:
                          "it first (hf download), or pass a model folder") from error  # fmt: skip
 
 
+def check_model(path: str | None, role: str, flag: str) -> None:
+    """A local folder must hold a config and a tokenizer; anything that is not a local path is a hub id, which must
+    be in the local cache or reachable on the hub. The evaluation and serving commands check their models here."""
+    if path is None:
+        raise UsageError(f"the selected modes need {role}: pass {flag} PATH_OR_HUB_ID")
+    local = Path(path).expanduser()
+    if not looks_local(path):
+        check_hub_model(path, role, flag)
+        return
+    if not local.is_dir():
+        raise UsageError(f"{role} ({flag} {path}): no such folder; pass a model folder or a hub id (owner/name)")
+    if not (local / "config.json").is_file():
+        raise UsageError(f"{role} ({flag} {path}): no config.json in the folder; is it a Hugging Face model?")
+    if not any((local / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        raise UsageError(f"{role} ({flag} {path}): no tokenizer files in the folder; save the tokenizer beside it")
+
+
 def debugging(args: argparse.Namespace | None = None) -> bool:
     return bool(getattr(args, "debug", False)) or os.environ.get("DUET_DEBUG") == "1"
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from duet_verl.cli import UsageError, check_hub_model, looks_local
+from duet_verl import cli
+from duet_verl.cli import UsageError
 from duet_verl.core import SMALL_QUESTIONS, scorer_for
 from duet_verl.evaluate.metrics import MODES
 
@@ -38,23 +39,11 @@ def needs_small(modes) -> bool:
 
 
 def check_model(path: str | None, role: str, flag: str) -> None:
-    """A local folder must hold a config and a tokenizer; anything that is not a local path is a hub id, which must
-    be in the local cache or reachable on the hub."""
-    if path is None:
-        raise EvalInputError(f"the selected modes need {role}: pass {flag} PATH_OR_HUB_ID")
-    local = Path(path).expanduser()
-    if not looks_local(path):
-        try:
-            check_hub_model(path, role, flag)
-        except UsageError as error:
-            raise EvalInputError(str(error)) from error
-        return
-    if not local.is_dir():
-        raise EvalInputError(f"{role} ({flag} {path}): no such folder; pass a model folder or a hub id (owner/name)")
-    if not (local / "config.json").is_file():
-        raise EvalInputError(f"{role} ({flag} {path}): no config.json in the folder; is it a Hugging Face model?")
-    if not any((local / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
-        raise EvalInputError(f"{role} ({flag} {path}): no tokenizer files in the folder; save the tokenizer beside it")
+    """``duet_verl.cli.check_model``, its error an ``EvalInputError``."""
+    try:
+        cli.check_model(path, role, flag)
+    except UsageError as error:
+        raise EvalInputError(str(error)) from error
 
 
 def _benchmark_name(path: Path, sources: list[str]) -> str:

@@ -14,6 +14,7 @@ import sys
 from duet_verl.cli import (
     ArgumentParser,
     UsageError,
+    check_model,
     fraction,
     non_negative_float,
     port,
@@ -23,7 +24,6 @@ from duet_verl.cli import (
     top_k,
 )
 from duet_verl.core import MATH_INSTRUCTION, TEMPLATES, THINK_END, THINK_START
-from duet_verl.evaluate.inputs import check_model
 from duet_verl.inference import Sampling
 
 
@@ -90,7 +90,7 @@ def check_args(args) -> None:
             raise UsageError(f"--{role}-tokenizer is for an engine URL; --{role} is a model, whose tokenizer is used")
         if not is_url(model):
             local.append(model)
-            check_model(model, name, f"--{role}")  # EvalInputError: a UsageError
+            check_model(model, name, f"--{role}")
     if local and args.backend == "vllm":
         require_vllm()
     with socket.socket() as probe:  # the port, before minutes of loading models
