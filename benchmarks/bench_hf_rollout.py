@@ -16,8 +16,8 @@ import tempfile
 import time
 
 from duet_verl.cpu.hf_rollout import HFRolloutServer
-from duet_verl.testing import tiny
 from duet_verl.testing.hf_server import standalone_hf_server
+from duet_verl.worlds import tiny
 
 
 def make_server(model_dir, response_length: int, max_num_seqs: int) -> HFRolloutServer:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from duet_verl.experiments.runs import Settings, train_duet
 from duet_verl.testing.console import later_step_times
-from duet_verl.testing.learning_world import Settings, train_duet
-from duet_verl.testing.world import world_paths
+from duet_verl.worlds.learning import world_paths
 
 
 def main() -> None:

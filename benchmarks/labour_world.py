@@ -4,7 +4,7 @@
                                       [--alone-lambdas 1.0] [--primary-lambda 0.5] [--warm-cache DIR] [--steps N]
                                       [--jobs N]
 
-Every question needs a fact only M knows and a two-digit sum (``duet_verl.testing.labour_world``), so M alone must
+Every question needs a fact only M knows and a two-digit sum (``duet_verl.worlds.labour``), so M alone must
 write the worked sum while DUET's M may leave it to m. Per seed, through the product's entry points:
 
 1. The world and three warm starts (verl's SFT trainer, CPU), each built once and kept in ``--warm-cache`` under a
@@ -14,13 +14,13 @@ write the worked sum while DUET's M may leave it to m. Per seed, through the pro
    reward with the same coefficient, the real scorer). **The two frontiers at the same price**: DUET and M alone
    with the length penalty λ·L/B at each constant λ of ``--lambdas`` (B = 24), M alone also at ``--alone-lambdas``;
    then, as secondary rows, both at DUET's adaptive λ (its B and η; M alone through
-   ``duet_verl.testing.adaptive_penalty``), M alone with plain GRPO, and at ``--primary-lambda`` DUET with m grouped
+   ``duet_verl.experiments.adaptive_penalty``), M alone with plain GRPO, and at ``--primary-lambda`` DUET with m grouped
    per signal and with m frozen (is m the weak link?). ``--jobs N`` trains N runs side by side: for more
    cores (on 2 cores two at a time take as long as one after the other).
 3. ``python -m duet_verl.evaluate`` (HF backend) on the held-out questions (a name and an addend training never
    paired). DUET: M at temperature 0.6 (4 samples) → greedy m. M alone both ways: at 0.6 (4 samples) and greedy,
    the way m answers in DUET. Also m alone, and each m's accuracy given the right fact (an oracle signal). Then the
-   params-weighted cost at this world's sizes and at 8B : 0.6B, the target (``duet_verl.testing.frontier.target``),
+   params-weighted cost at this world's sizes and at 8B : 0.6B, the target (``duet_verl.experiments.frontier.target``),
    and which M signals carried the right fact.
 
 Writes ``DIR/seedS/summary.json`` (``table``: one row per system and decoding; ``target``; ``phase_s``: seconds of
@@ -39,8 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from duet_verl.testing.adaptive_penalty import ADAPTIVE
-from duet_verl.testing.frontier import (
+from duet_verl.experiments.adaptive_penalty import ADAPTIVE
+from duet_verl.experiments.frontier import (
     PAPER_RATIO,
     collapse_rates,
     cost,
@@ -49,8 +49,16 @@ from duet_verl.testing.frontier import (
     plot_pareto,
     target,
 )
-from duet_verl.testing.labour_pair import race, race_result
-from duet_verl.testing.labour_world import (
+from duet_verl.experiments.runs import (
+    Settings,
+    evaluate,
+    last_hf,
+    log,
+    train_duet,
+    train_large_alone,
+    training_curve,
+)
+from duet_verl.worlds.labour import (
     DUET_OVERRIDES,
     RL_SETTINGS,
     WARM_START_RECIPES,
@@ -60,16 +68,8 @@ from duet_verl.testing.labour_world import (
     signal_facts,
     world_paths,
 )
-from duet_verl.testing.learning_world import (
-    Settings,
-    evaluate,
-    last_hf,
-    log,
-    train_duet,
-    train_large_alone,
-    training_curve,
-)
-from duet_verl.testing.warm_start import cached_warm_start
+from duet_verl.worlds.labour_pair import race, race_result
+from duet_verl.worlds.warm_start import cached_warm_start
 
 LAMBDAS = (0.25, 0.5)  # DUET and M alone at each: the frontiers at the same price
 ALONE_LAMBDAS = (1.0,)  # M alone only: at λ = 1 the empty guess is M alone's best reply (it collapses on every seed)

@@ -4,9 +4,9 @@
 
 Everything goes through the product's own entry points, as a user would run it:
 
-1. ``duet_verl.testing.world``: a hidden table of facts (name → number) that only M is taught, questions about it
+1. ``duet_verl.worlds.learning``: a hidden table of facts (name → number) that only M is taught, questions about it
    (``data_source=world_math``, scored by the real DUET scorer: no shaped reward anywhere).
-2. ``duet_verl.testing.warm_start``: verl's SFT trainer on the CPU backend warm-starts M (a verbose chain of
+2. ``duet_verl.worlds.warm_start``: verl's SFT trainer on the CPU backend warm-starts M (a verbose chain of
    random length, then the fact, then ``\\boxed{}``) and m (copy the number from the signal in the DUET prompt).
 3. RL from the warm-started models through the CPU recipes: DUET (``recipes/run_duet_cpu_tiny.sh`` →
    ``python -m duet_verl.main``, adaptive λ, B below warm M's mean length), and the baselines through
@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from duet_verl.testing.learning_world import (
+from duet_verl.experiments.runs import (
     QUICK,
     Settings,
     direction,
@@ -40,8 +40,8 @@ from duet_verl.testing.learning_world import (
     train_duet,
     train_large_alone,
 )
-from duet_verl.testing.warm_start import warm_start
-from duet_verl.testing.world import build_world
+from duet_verl.worlds.learning import build_world
+from duet_verl.worlds.warm_start import warm_start
 
 
 def main() -> None:

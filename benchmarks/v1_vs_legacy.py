@@ -17,9 +17,9 @@ import json
 import time
 from pathlib import Path
 
-from duet_verl.testing.learning_world import Settings, evaluate, last_hf, log, train_large_alone, window_means
-from duet_verl.testing.warm_start import warm_start
-from duet_verl.testing.world import build_world
+from duet_verl.experiments.runs import Settings, evaluate, last_hf, log, train_large_alone, window_means
+from duet_verl.worlds.learning import build_world
+from duet_verl.worlds.warm_start import warm_start
 
 # KL in M's loss, as the GRPO recipe places it (this comparison predates the benchmarks' KL-in-reward footing)
 KL_IN_LOSS = ("algorithm.use_kl_in_reward=False", "actor_rollout_ref.actor.use_kl_loss=True")

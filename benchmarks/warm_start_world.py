@@ -2,8 +2,8 @@
 
     python benchmarks/warm_start_world.py [--out /tmp/duet_world] [--seeds 0 1]
 
-Per seed: builds the world (``duet_verl.testing.world``), warm-starts both models
-(``duet_verl.testing.warm_start``, torchrun + verl's SFT trainer on the CPU backend) and measures with plain
+Per seed: builds the world (``duet_verl.worlds.learning``), warm-starts both models
+(``duet_verl.worlds.warm_start``, torchrun + verl's SFT trainer on the CPU backend) and measures with plain
 transformers ``generate``: M alone at temperature 1 (4 samples per question), m greedy from each of M's signals,
 m from the question alone. Targets: each warm start ≤ 3 min on 2 cores; M alone ≥ 0.8 accuracy on train and
 held-out questions; guided m ≥ 0.8; m alone near chance (1/90); M's length std within a group of 4 clearly > 0.
@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from duet_verl.testing.warm_start import measure, warm_start
-from duet_verl.testing.world import build_world
+from duet_verl.worlds.learning import build_world
+from duet_verl.worlds.warm_start import measure, warm_start
 
 MAX_WARM_START_S = 180.0
 

@@ -30,7 +30,7 @@ TINY_DIR=${TINY_DIR:-${TMPDIR:-/tmp}/duet_tiny}
 
 # Build the offline tiny tokenizer, models and data once (seconds; nothing is downloaded).
 if ! is_dry_run && [ ! -f "$TINY_DIR/data/train.parquet" ]; then
-  python -m duet_verl.testing.tiny --out "$TINY_DIR" >/dev/null
+  python -m duet_verl.worlds.tiny --out "$TINY_DIR" >/dev/null
 fi
 
 # Overrides for one model block (actor_rollout_ref or the DUET trainer's small model block): $1 is its key.

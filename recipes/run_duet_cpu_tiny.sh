@@ -34,7 +34,7 @@ overrides=(
   "${large_overrides[@]}"
   "${small_overrides[@]}"
   "${cpu_ray_overrides[@]}"
-  reward.custom_reward_function.path=pkg://duet_verl.testing.tiny  # shaped reward: random tiny models score > 0
+  reward.custom_reward_function.path=pkg://duet_verl.worlds.tiny  # shaped reward: random tiny models score > 0
   reward.custom_reward_function.name=compute_score
   "duet.small_rollouts_per_signal=$K"
   duet.length_bound=16

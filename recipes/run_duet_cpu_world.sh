@@ -28,4 +28,4 @@ else
   # shellcheck disable=SC1091
   source "$venv/bin/activate"
 fi
-exec python -m duet_verl.testing.labour_pair --out "$OUT_DIR" --steps "$STEPS" "$@"
+exec python -m duet_verl.worlds.labour_pair --out "$OUT_DIR" --steps "$STEPS" "$@"

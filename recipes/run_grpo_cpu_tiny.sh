@@ -12,7 +12,7 @@ N=${N:-2}                         # rollouts per prompt (GRPO group size)
 BATCH=${BATCH:-4}                 # prompts per step
 LR=${LR:-1e-5}
 OUT_DIR=${OUT_DIR:-${TMPDIR:-/tmp}/duet_grpo_cpu_tiny}
-ENTRY=${ENTRY:-verl.trainer.main_ppo}  # the trainer's module (benchmarks: duet_verl.testing.adaptive_penalty)
+ENTRY=${ENTRY:-verl.trainer.main_ppo}  # the trainer's module (benchmarks: duet_verl.experiments.adaptive_penalty)
 
 mapfile -t model_overrides < <(cpu_model_overrides actor_rollout_ref; cpu_ref_overrides actor_rollout_ref)
 
@@ -31,7 +31,7 @@ overrides=(
   "${model_overrides[@]}"
   "${cpu_ray_overrides[@]}"
   "${duet_reward_overrides[@]}"
-  reward.custom_reward_function.path=pkg://duet_verl.testing.tiny  # shaped reward: random tiny models score > 0
+  reward.custom_reward_function.path=pkg://duet_verl.worlds.tiny  # shaped reward: random tiny models score > 0
   reward.custom_reward_function.name=compute_score
   trainer.logger=console
   trainer.project_name=duet_cpu

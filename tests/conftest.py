@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from duet_verl.testing import tiny
+from duet_verl.worlds import tiny
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DATASET_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "datasets"

@@ -225,7 +225,7 @@ def check_model_role_fits_the_methods_it_borrows():
 
 
 def check_legacy_trainer_swap():
-    # duet_verl.testing.adaptive_penalty (the benchmarks' M alone with the adaptive λ) subclasses the legacy task
+    # duet_verl.experiments.adaptive_penalty (the benchmarks' M alone with the adaptive λ) subclasses the legacy task
     # runner, swaps the RayPPOTrainer its run builds, and wraps the agent-loop manager before rewards are read.
     import verl.trainer.main_ppo_v0 as legacy
     from verl.trainer import main_ppo

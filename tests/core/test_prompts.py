@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from duet_verl.core import TEMPLATES, render_small_prompt
-from duet_verl.testing.tiny import chat_template
+from duet_verl.worlds.tiny import chat_template
 
 QUESTION = "What is 2 + 3?"
 SIGNAL = "First add two and three. The sum is five, so the answer is 5."

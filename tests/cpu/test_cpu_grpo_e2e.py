@@ -5,7 +5,7 @@ the normal one (GRPO, n=2, reference model with KL loss, validation once, 2 step
 one whose weight sync is switched off, on the real reward path of the GPU baseline recipe (the DUET reward
 manager with no custom function, rows from ``data_prep``). The rollout server starts from random weights
 (``rollout.load_format=dummy``), so only a real weight sync can make its log-probs match the actor's. A third
-run, its own test's, trains the benchmarks' M alone at DUET's adaptive λ (``duet_verl.testing.adaptive_penalty``,
+run, its own test's, trains the benchmarks' M alone at DUET's adaptive λ (``duet_verl.experiments.adaptive_penalty``,
 the recipe's ``ENTRY``) on the legacy trainer.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from duet_verl.testing.adaptive_penalty import LAMBDA_METRIC
+from duet_verl.experiments.adaptive_penalty import LAMBDA_METRIC
 from duet_verl.testing.console import parse_step_metrics
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
@@ -107,12 +107,12 @@ def test_the_baseline_reward_path_scores_prepared_rows(unsynced_run):
 
 
 def test_m_alone_trains_at_the_adaptive_lambda(tiny_assets, tmp_path, record_wall_time):
-    """Two steps with ``duet_verl.testing.adaptive_penalty``'s trainer: both penalised, λ moved by DUET's rule. The
+    """Two steps with ``duet_verl.experiments.adaptive_penalty``'s trainer: both penalised, λ moved by DUET's rule. The
     recipe's shaped demo reward lies in [0, 1], so only the penalty makes a score negative."""
     run = run_recipe(
         tiny_assets["tokenizer"].parent, tmp_path, "trainer.use_v1=false",
         "+adaptive_penalty.length_bound=1", "+adaptive_penalty.eta=1",
-        env={"ENTRY": "duet_verl.testing.adaptive_penalty"},
+        env={"ENTRY": "duet_verl.experiments.adaptive_penalty"},
     )  # fmt: skip
     record_wall_time("M alone at the adaptive λ, main_ppo, 2 steps + validation (CPU)", run.seconds)
     assert run.returncode == 0, run.output[-6000:]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from duet_verl.testing import tiny
+from duet_verl.worlds import tiny
 
 
 @pytest.fixture(scope="package", autouse=True)

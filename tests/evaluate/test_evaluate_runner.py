@@ -16,7 +16,7 @@ from duet_verl.evaluate.inputs import EvalInputError
 from duet_verl.evaluate.runner import run
 from duet_verl.inference import Sampling, backends
 from duet_verl.inference.backends import Generation
-from duet_verl.testing import tiny
+from duet_verl.worlds import tiny
 
 ALL_MODES = ["duet", "large", "small", "concise"]
 QUESTIONS = 5  # of the fixture's 8: enough for two chunks of 3, quick on a busy 2-core machine

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from duet_verl.testing.labour_pair import HELDOUT_TOKENS, PAIR_HELDOUT
-from duet_verl.testing.learning_world import HELDOUT, METRICS_FILE, read_metrics
+from duet_verl.experiments.runs import HELDOUT, METRICS_FILE, read_metrics
+from duet_verl.worlds.labour_pair import HELDOUT_TOKENS, PAIR_HELDOUT
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
 

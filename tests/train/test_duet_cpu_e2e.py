@@ -3,7 +3,7 @@
 Runs of ``recipes/run_duet_cpu_tiny.sh`` (the README's CPU quickstart) in subprocesses, shared by the asserts:
 - the main run: 3 steps, n=2, k=2, adaptive λ, per-signal marginal utility, KL in M's reward, checkpoints at
   steps 2 and 3 (one kept), validation generations written. The tiny models are random, so m is scored with the
-  shaped demo reward (``duet_verl.testing.tiny.compute_score``) to give GRPO non-constant rewards; the DUET
+  shaped demo reward (``duet_verl.worlds.tiny.compute_score``) to give GRPO non-constant rewards; the DUET
   reward formula is checked exactly all the same;
 - the real reward path, as a user runs the paper recipe: no custom reward function, rows prepared by
   ``data_prep`` (``deepscaler`` and ``gpqa_diamond`` for training, ``math500`` and ``gpqa_diamond`` for

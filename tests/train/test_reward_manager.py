@@ -104,7 +104,7 @@ def test_verl_loaded_manager_uses_a_configured_custom_function(tiny_tokenizer):
     result = score_with_verl_loaded_manager(
         tiny_tokenizer,
         answer_row(tiny_tokenizer, "7 8", "math500", "5"),
-        "reward.custom_reward_function.path=pkg://duet_verl.testing.tiny",
+        "reward.custom_reward_function.path=pkg://duet_verl.worlds.tiny",
         "reward.custom_reward_function.name=compute_score",
     )
     assert result["reward_score"] == pytest.approx(2 / 3)  # the shaped tiny reward: the fraction of digits

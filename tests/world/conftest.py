@@ -2,7 +2,7 @@
 
 import pytest
 
-from duet_verl.testing import world
+from duet_verl.worlds import learning as world
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""M alone with DUET's adaptive λ (``duet_verl.testing.adaptive_penalty``): the penalty lands on each training
+"""M alone with DUET's adaptive λ (``duet_verl.experiments.adaptive_penalty``): the penalty lands on each training
 rollout's last-token score, validation is left alone, and λ follows DUET's rule, each step penalised at the λ read
 before that step's update. Its run through verl's trainer is in ``tests/cpu/test_cpu_grpo_e2e.py``."""
 
@@ -10,7 +10,7 @@ import torch
 from verl import DataProto
 
 from duet_verl.core.lambda_schedule import LambdaSchedule
-from duet_verl.testing.adaptive_penalty import LAMBDA_METRIC, PenalisedRollouts, _trainer_class, penalise
+from duet_verl.experiments.adaptive_penalty import LAMBDA_METRIC, PenalisedRollouts, _trainer_class, penalise
 
 
 def rollout(lengths: list[int], width: int = 6, score: float = 1.0) -> DataProto:
@@ -82,7 +82,7 @@ def test_each_steps_metrics_carry_the_lambda_its_penalty_used(monkeypatch):
 
 def test_it_refuses_verls_v1_trainer_which_would_train_without_the_penalty():
     proc = subprocess.run(
-        [sys.executable, "-m", "duet_verl.testing.adaptive_penalty", "trainer.total_training_steps=2"],
+        [sys.executable, "-m", "duet_verl.experiments.adaptive_penalty", "trainer.total_training_steps=2"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 1 and "pass trainer.use_v1=false" in proc.stderr

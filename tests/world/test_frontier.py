@@ -3,7 +3,7 @@ verdict on rows where it is met or missed on each of its conditions, the collaps
 
 import pytest
 
-from duet_verl.testing import frontier
+from duet_verl.experiments import frontier
 
 
 def row(accuracy: float, large_tokens: float, small_tokens: float = 0.0, role: str = "single", ratio: float = 0.6):

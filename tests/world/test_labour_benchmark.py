@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from duet_verl.testing import frontier
-from duet_verl.testing.labour_world import RL_SETTINGS
-from duet_verl.testing.learning_world import training_curve
+from duet_verl.experiments import frontier
+from duet_verl.experiments.runs import training_curve
+from duet_verl.worlds.labour import RL_SETTINGS
 
 spec = importlib.util.spec_from_file_location(
     "labour_benchmark", Path(__file__).parents[2] / "benchmarks/labour_world.py"
@@ -72,7 +72,7 @@ def test_tables_report_every_seed_its_verdict_and_the_collapse_rates():
 
 
 def test_a_failed_run_is_named_with_its_log(tmp_path):
-    from duet_verl.testing.learning_world import run
+    from duet_verl.experiments.runs import run
 
     log_path = tmp_path / "penalty_0.5" / "train.log"
     with pytest.raises(RuntimeError, match=r"^penalty_0\.5 \(bash -c\) failed \(exit 3\); log .*train\.log:\nboom"):
@@ -93,7 +93,7 @@ def test_metrics_come_back_from_verls_own_file_logger(tmp_path, monkeypatch):
     import numpy as np
     from verl.utils.tracking import FileLogger
 
-    from duet_verl.testing.learning_world import METRICS_FILE, file_logger, read_metrics
+    from duet_verl.experiments.runs import METRICS_FILE, file_logger, read_metrics
 
     env, overrides = file_logger(tmp_path)
     assert overrides == ("trainer.logger=[console,file]",)

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from duet_verl.testing import labour_pair
-from duet_verl.testing import labour_world as lw
-from duet_verl.testing.labour_pair import PAIR, PAIR_WORLD, prepare, race_result, report
-from duet_verl.testing.labour_world import build_labour_world, load_labour_world
-from duet_verl.testing.learning_world import HELDOUT
+from duet_verl.experiments.runs import HELDOUT
+from duet_verl.worlds import labour as lw
+from duet_verl.worlds import labour_pair
+from duet_verl.worlds.labour import build_labour_world, load_labour_world
+from duet_verl.worlds.labour_pair import PAIR, PAIR_WORLD, prepare, race_result, report
 
 
 def test_the_pair_ships_and_its_world_rebuilds_to_its_tokenizer(tmp_path):

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from duet_verl.testing.labour_pair import race, race_result
+from duet_verl.worlds.labour_pair import race, race_result
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
 

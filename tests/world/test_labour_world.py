@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from duet_verl.core import extract_signal, score_answer
-from duet_verl.testing import labour_world as lw
-from duet_verl.testing.world import FILLERS, VALUES, WORLD_DATA_SOURCE
+from duet_verl.worlds import labour as lw
+from duet_verl.worlds.learning import FILLERS, VALUES, WORLD_DATA_SOURCE
 
 STEP = re.compile(r"(\d+) \+ (\d+)(?: \+ (\d+))? = (\d+)")
 
@@ -84,7 +84,7 @@ def test_small_sft_set_teaches_the_steps_from_random_facts(built):
 
 
 def test_every_digit_is_a_token_and_every_example_fits(built):
-    from duet_verl.testing.warm_start import SFT_RECIPES
+    from duet_verl.worlds.warm_start import SFT_RECIPES
 
     paths, tokenizer = built
     assert tokenizer.tokenize("so 162.")[-4:] == ["1", "6", "2", "."]
@@ -127,7 +127,7 @@ def test_no_warm_start_chain_is_empty_or_filler_only(built, steps_left_out):
     """An empty or filler-only chain teaches M that an empty signal answers: every chain of every warm-start set
     (M's with the steps and a share left out, the ablation's without them, m's signals, the table world's) tells a
     fact or a sum. Before the fix, a plain sum with its steps left out kept fillers alone (~150 chains a seed)."""
-    from duet_verl.testing import world as table_world
+    from duet_verl.worlds import learning as table_world
 
     paths, tokenizer = built
     world = lw.load_labour_world(paths["facts"].parent)

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from duet_verl.testing import warm_start
-from duet_verl.testing.warm_start import SFTRecipe
+from duet_verl.worlds import warm_start
+from duet_verl.worlds.warm_start import SFTRecipe
 
 RECIPES = {"large": SFTRecipe("large", "large_sft", 1, 1e-3), "small": SFTRecipe("small", "small_sft", 1, 1e-3)}
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from duet_verl.core import MATH_INSTRUCTION, extract_signal, render_small_prompt, score_answer, scorer_for
-from duet_verl.testing import world
+from duet_verl.worlds import learning as world
 
 
 def test_world_is_deterministic_per_seed():

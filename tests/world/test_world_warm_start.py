@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from duet_verl.core import render_small_prompt
-from duet_verl.testing import warm_start, world
-from duet_verl.testing.tiny import build_model
+from duet_verl.worlds import learning as world
+from duet_verl.worlds import warm_start
+from duet_verl.worlds.tiny import build_model
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
 

@@ -1,6 +1,6 @@
 """A "division of labour" world: every answer needs a fact only M knows *and* written arithmetic that m can do.
 
-Per seed, a hidden table maps invented names to two-digit numbers (as in ``duet_verl.testing.world``). Every
+Per seed, a hidden table maps invented names to two-digit numbers (as in ``duet_verl.worlds.learning``). Every
 question asks for one name's number plus a two-digit addend ("What is the number of Zornas plus 37?"). The sum
 is worked out digit by digit, carries written down::
 
@@ -16,7 +16,7 @@ Tokens: every digit is its own token (as in Qwen3's tokenizer), so a step is a o
 Splits: each name is asked with ``TRAIN_ADDENDS`` addends in training and ``TEST_ADDENDS`` other addends held
 out, so a held-out question pairs a name and an addend that training never paired.
 
-    python -m duet_verl.testing.labour_world --out /tmp/duet_labour --seed 0
+    python -m duet_verl.worlds.labour --out /tmp/duet_labour --seed 0
 """
 
 from __future__ import annotations
@@ -29,10 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from duet_verl.core import MATH_INSTRUCTION
-from duet_verl.testing.learning_world import Settings
-from duet_verl.testing.tiny import build_tokenizer
-from duet_verl.testing.warm_start import SFTRecipe
-from duet_verl.testing.world import (
+from duet_verl.experiments.runs import Settings
+from duet_verl.worlds.learning import (
     FILLERS,
     NAME_POOL,
     SMALL_TEMPLATE,
@@ -43,7 +41,9 @@ from duet_verl.testing.world import (
     make_world,
     small_prompt,
 )
-from duet_verl.testing.world import world_paths as table_world_paths
+from duet_verl.worlds.learning import world_paths as table_world_paths
+from duet_verl.worlds.tiny import build_tokenizer
+from duet_verl.worlds.warm_start import SFTRecipe
 
 QUESTION_TEMPLATES = (
     "What is the number of {name} plus {addend}?",
@@ -101,7 +101,7 @@ class LabourWorld:
 
 
 def make_labour_world(seed: int, num_facts: int = 24) -> LabourWorld:
-    """The table of ``duet_verl.testing.world.make_world`` plus each name's train and held-out addends."""
+    """The table of ``duet_verl.worlds.learning.make_world`` plus each name's train and held-out addends."""
     facts = make_world(seed, num_facts).facts
     rng = random.Random(f"duet-labour-{seed}")
     addends = {}
@@ -231,7 +231,7 @@ def tokenizer_corpus(num_lines: int = 4000) -> list[str]:
 
 
 def world_paths(out_dir: str | Path) -> dict[str, Path]:
-    """``duet_verl.testing.world.world_paths`` plus ``large_direct_sft`` (M's set without the steps)."""
+    """``duet_verl.worlds.learning.world_paths`` plus ``large_direct_sft`` (M's set without the steps)."""
     return {**table_world_paths(out_dir), "large_direct_sft": Path(out_dir) / "sft" / "large_direct_train.parquet"}
 
 

@@ -1,12 +1,12 @@
 """The CPU main job: DUET from the division-of-labour world's warm-started pair, which ships with duet-verl.
 
-    bash recipes/run_duet_cpu_world.sh            (python -m duet_verl.testing.labour_pair --out DIR [overrides])
+    bash recipes/run_duet_cpu_world.sh            (python -m duet_verl.worlds.labour_pair --out DIR [overrides])
 
 The pair (``assets/labour_pair``, 5 MB) is M and m of ``benchmarks/labour_world.py --seeds 2 --steps-left-out 0.1``,
 warm-started with verl's SFT trainer on CPU (about 20 minutes to make): M writes fillers, the fact only it knows,
 usually the worked sum, and the answer; m works the sum from a fact in its signal. The world's questions are
 rebuilt here (deterministic, about 5 s) and checked against the facts and tokenizer the pair learnt. DUET then runs
-through ``recipes/run_duet_cpu_tiny.sh`` with the real scorer and the adaptive λ (``labour_world.RL_SETTINGS``),
+through ``recipes/run_duet_cpu_tiny.sh`` with the real scorer and the adaptive λ (``labour.RL_SETTINGS``),
 validates on the 48 held-out questions before its first step and after its last, and ends with what moved: M's
 length, λ, m's training accuracy, the held-out accuracy and M's held-out tokens. Its metrics are in
 ``OUT/duet/metrics.jsonl`` (verl's file logger).
@@ -27,8 +27,7 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from duet_verl.testing.labour_world import DUET_OVERRIDES, RL_SETTINGS, build_labour_world, world_paths
-from duet_verl.testing.learning_world import (
+from duet_verl.experiments.runs import (
     HELDOUT,
     METRICS_FILE,
     Settings,
@@ -43,8 +42,9 @@ from duet_verl.testing.learning_world import (
     window_means,
     window_size,
 )
+from duet_verl.worlds.labour import DUET_OVERRIDES, RL_SETTINGS, build_labour_world, world_paths
 
-PAIR = Path(str(resources.files("duet_verl.testing").joinpath("assets/labour_pair")))
+PAIR = Path(str(resources.files("duet_verl.worlds").joinpath("assets/labour_pair")))
 PAIR_WORLD = {"seed": 2, "steps_left_out": 0.1}  # the world the pair was warm-started on
 HELDOUT_TOKENS = HELDOUT.replace("/acc", "/large_tokens")  # M's tokens per held-out question
 # The pair's held-out result before any step (greedy M -> greedy m, so the same on every run that validates first):

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from duet_verl.testing.adaptive_penalty import ADAPTIVE, LAMBDA_METRIC
+from duet_verl.experiments.adaptive_penalty import ADAPTIVE, LAMBDA_METRIC
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: the recipes live there
 
@@ -41,7 +41,7 @@ class Settings:
 
 
 def log(message: str) -> None:
-    print(f"[learning_world {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    print(f"[experiments {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def run(command: list[str], log_path: Path, env: dict[str, str] | None = None, echo: bool = False) -> str:
@@ -173,13 +173,13 @@ def train_large_alone(
     """M alone with GRPO through verl's ``main_ppo`` on the legacy trainer that DUET's M runs on (V1 gives the same
     result here: benchmarks/v1_vs_legacy.py, docs/development.md), KL placed as DUET's M places it. ``lam``: the
     constant λ of the length penalty on M's own score, ``ADAPTIVE`` for DUET's rule at ``settings.length_bound``
-    and ``lambda_eta`` (``duet_verl.testing.adaptive_penalty``; each step's λ lands in its metrics as
+    and ``lambda_eta`` (``duet_verl.experiments.adaptive_penalty``; each step's λ lands in its metrics as
     ``penalty/lambda``), ``None`` for plain GRPO; ``extra`` hydra overrides go last; ``env`` goes to the recipe
     (e.g. ``CPU_WORKERS``)."""
     overrides = [*common_overrides(world, models, out, settings), *kl_as_duet(), "trainer.use_v1=false"]
     env = {**(env or {}), "OUT_DIR": str(out)}
     if lam == ADAPTIVE:
-        env["ENTRY"] = "duet_verl.testing.adaptive_penalty"
+        env["ENTRY"] = "duet_verl.experiments.adaptive_penalty"
         overrides += [
             f"+adaptive_penalty.length_bound={settings.length_bound}",
             f"+adaptive_penalty.eta={settings.lambda_eta}",
@@ -268,7 +268,7 @@ RUN_LABELS = {"duet": "DUET", "grpo": "M alone, GRPO", "grpo_penalty": "M alone,
 
 def plot_curves(curves: dict[str, dict[int, dict[str, float]]], path: Path) -> None:
     """One panel per ``CURVES`` entry, each run's metric under the key its trainer logs."""
-    from duet_verl.testing.frontier import plot_curves as plot
+    from duet_verl.experiments.frontier import plot_curves as plot
 
     rows = {}
     for run_name, steps in curves.items():
@@ -331,8 +331,8 @@ HELDOUT = "val-duet/world_math/acc"  # greedy M -> greedy m on every held-out qu
 def quick_duet(out: Path, seed: int) -> dict[int, dict[str, float]]:
     """Build the world, warm-start both models and run a short DUET training that validates on the held-out
     questions before its first step (logged as step 0) and after its last; returns its per-step metrics."""
-    from duet_verl.testing.warm_start import warm_start
-    from duet_verl.testing.world import build_world
+    from duet_verl.worlds.learning import build_world
+    from duet_verl.worlds.warm_start import warm_start
 
     world = build_world(out / "world", seed=seed)
     models = warm_start(world, out / "warm", seed=seed)

@@ -1,6 +1,6 @@
 """M alone with DUET's adaptive λ: verl's single-model trainer with the length penalty on M's own score.
 
-    python -m duet_verl.testing.adaptive_penalty [verl main_ppo overrides] \\
+    python -m duet_verl.experiments.adaptive_penalty [verl main_ppo overrides] \\
         +adaptive_penalty.length_bound=24 +adaptive_penalty.eta=0.05
 
 The benchmarks' "M alone with the adaptive λ at DUET's B" (docs/learning_world.md): verl's ``main_ppo`` on the
@@ -68,7 +68,7 @@ def _trainer_class():
     class AdaptivePenaltyTrainer(RayPPOTrainer):
         def init_workers(self):
             if not self.config.trainer.balance_batch:
-                raise ValueError("duet_verl.testing.adaptive_penalty logs λ in the step's balance pass: "
+                raise ValueError("duet_verl.experiments.adaptive_penalty logs λ in the step's balance pass: "
                                  "keep trainer.balance_batch=True")  # fmt: skip
             super().init_workers()
             settings = self.config.adaptive_penalty
@@ -85,7 +85,7 @@ def _trainer_class():
 
 def main() -> None:
     if "trainer.use_v1=false" not in sys.argv[1:]:  # V1 (verl's default) would train without the penalty
-        raise SystemExit("duet_verl.testing.adaptive_penalty runs verl's legacy trainer: pass trainer.use_v1=false")
+        raise SystemExit("duet_verl.experiments.adaptive_penalty runs verl's legacy trainer: pass trainer.use_v1=false")
     import ray
     import verl.trainer.main_ppo_v0 as legacy
     from verl.trainer import main_ppo

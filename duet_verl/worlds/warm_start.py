@@ -8,7 +8,7 @@ fails), and m's DUET "paper" prompt is raw text, not a chat. So the SFT sets hol
 the completion (loss on it only) followed by the end-of-turn token. Training runs
 ``torchrun -m duet_verl.cpu.sft_trainer`` (verl's ``sft_trainer`` with gloo on the CPU backend).
 
-    python -m duet_verl.testing.warm_start --world /tmp/duet_world --out /tmp/duet_world/models
+    python -m duet_verl.worlds.warm_start --world /tmp/duet_world --out /tmp/duet_world/models
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from duet_verl.testing.tiny import TinyModelSpec, build_model
+from duet_verl.worlds.tiny import TinyModelSpec, build_model
 
 # Wider than the random fixtures: M must memorise the table, m must find the number in a signal.
 WORLD_MODEL_SPECS = {
@@ -94,7 +94,7 @@ def sft_command(model_path: Path, train_file: Path, checkpoint_dir: Path, recipe
     overrides = [
         f"model.path={model_path}",
         f"data.train_files={train_file}",
-        "data.custom_cls.path=pkg://duet_verl.testing.warm_start",  # not __name__: "__main__" under the CLI
+        "data.custom_cls.path=pkg://duet_verl.worlds.warm_start",  # not __name__: "__main__" under the CLI
         f"data.custom_cls.name={PromptCompletionSFTDataset.__name__}",
         "data.pad_mode=no_padding",
         f"data.train_batch_size={recipe.batch_size}",
@@ -298,7 +298,7 @@ def measure(world_dir: str | Path, models: dict, samples: int = 4, seed: int = 0
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from duet_verl.core import extract_signal, render_small_prompt, score_answer
-    from duet_verl.testing.world import WORLD_DATA_SOURCE, large_prompt, load_world
+    from duet_verl.worlds.learning import WORLD_DATA_SOURCE, large_prompt, load_world
 
     torch.manual_seed(seed)
     world = load_world(world_dir)
@@ -349,12 +349,12 @@ def measure(world_dir: str | Path, models: dict, samples: int = 4, seed: int = 0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--world", required=True, help="a folder written by python -m duet_verl.testing.world")
+    parser.add_argument("--world", required=True, help="a folder written by python -m duet_verl.worlds.learning")
     parser.add_argument("--out", required=True, help="folder for the warm-started models (large/, small/)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--measure", action="store_true", help="also measure accuracies and lengths (about 1 min)")
     args = parser.parse_args()
-    from duet_verl.testing.world import world_paths
+    from duet_verl.worlds.learning import world_paths
 
     models = warm_start(world_paths(args.world), args.out, args.seed)
     result = {"models": {k: str(v) for k, v in models.items()}}

@@ -12,7 +12,7 @@ its training questions never used. The facts are the same, so what M memorised t
 (name, phrasing) pair is new. Rows use ``data_source="world_math"``, which the DUET scorer routes to
 ``\\boxed{}`` math scoring.
 
-    python -m duet_verl.testing.world --out /tmp/duet_world --seed 0
+    python -m duet_verl.worlds.learning --out /tmp/duet_world --seed 0
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from duet_verl.core import MATH_INSTRUCTION
-from duet_verl.testing.tiny import build_tokenizer
+from duet_verl.worlds.tiny import build_tokenizer
 
 WORLD_DATA_SOURCE = "world_math"
 SMALL_TEMPLATE = "paper"  # m's prompt template during warm start; DUET runs on the world should use the same
@@ -206,7 +206,7 @@ def world_paths(out_dir: str | Path) -> dict[str, Path]:
     """Where ``build_world`` writes under ``out_dir``.
 
     Keys: ``tokenizer``, ``facts`` (the table, JSON), ``train`` and ``test`` (RL rows), ``large_sft`` and
-    ``small_sft`` (``sft_prompt`` / ``sft_completion`` text columns, see ``duet_verl.testing.warm_start``).
+    ``small_sft`` (``sft_prompt`` / ``sft_completion`` text columns, see ``duet_verl.worlds.warm_start``).
     """
     out = Path(out_dir)
     return {

@@ -4,7 +4,7 @@ Everything is built locally in seconds (nothing is downloaded), so tests, the CP
 benchmarks run on any machine. The tokenizer is a small byte-level BPE that carries the real Qwen3
 special tokens and the real Qwen3 chat template, so prompt rendering behaves as with Qwen3.
 
-    python -m duet_verl.testing.tiny --out /tmp/duet_tiny
+    python -m duet_verl.worlds.tiny --out /tmp/duet_tiny
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ MODEL_SPECS = {"large": TinyModelSpec(num_hidden_layers=4), "small": TinyModelSp
 
 def chat_template() -> str:
     """The real Qwen3 chat template (hybrid thinking, honours ``enable_thinking``)."""
-    return resources.files("duet_verl.testing").joinpath("assets/qwen3_chat_template.jinja").read_text()
+    return resources.files("duet_verl.worlds").joinpath("assets/qwen3_chat_template.jinja").read_text()
 
 
 def _corpus(num_lines: int = 3000, seed: int = 0) -> list[str]:
