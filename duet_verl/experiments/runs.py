@@ -1,6 +1,6 @@
-"""The learning world end to end: RL from the warm-started models through the product's recipes, the baselines,
-and the held-out evaluation. ``benchmarks/learning_world.py`` runs it all and writes the report; the CI test
-runs a short DUET training through :func:`train_duet`.
+"""The benchmarks' RL runs and evaluations: DUET and the single-model baselines trained from warm-started models
+through the product's recipes, and the held-out evaluation (``benchmarks/learning_world.py``,
+``benchmarks/labour_world.py`` and the CPU main job, ``duet_verl.worlds.labour_pair``, use them).
 
 Runs happen in subprocesses of ``recipes/run_duet_cpu_tiny.sh`` (``python -m duet_verl.main``) and
 ``recipes/run_grpo_cpu_tiny.sh`` (verl's ``main_ppo``), with the world's data and models passed as hydra
@@ -320,24 +320,8 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# ---------------------------------------------------------------------------------------------- the short CI version
-# The full world and warm starts (a smaller world warm-started in fewer SFT steps left m at ~20% guided accuracy),
-# 20 steps and a faster λ (at its cap by step ~6): about 4 min on 2 cores (the warm starts side by side, ~2 min).
-QUICK = Settings(steps=20, lambda_eta=0.1)
 WINDOW = 4  # steps averaged at each end of a run
 HELDOUT = "val-duet/world_math/acc"  # greedy M -> greedy m on every held-out question
-
-
-def quick_duet(out: Path, seed: int) -> dict[int, dict[str, float]]:
-    """Build the world, warm-start both models and run a short DUET training that validates on the held-out
-    questions before its first step (logged as step 0) and after its last; returns its per-step metrics."""
-    from duet_verl.worlds.learning import build_world
-    from duet_verl.worlds.warm_start import warm_start
-
-    world = build_world(out / "world", seed=seed)
-    models = warm_start(world, out / "warm", seed=seed)
-    validate = ("trainer.val_before_train=True", f"trainer.test_freq={QUICK.steps}", "data.val_batch_size=64")
-    return train_duet(world, models, out / "duet", QUICK, extra=validate)
 
 
 def window_size(steps: int) -> int:
