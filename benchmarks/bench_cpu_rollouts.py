@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from duet_verl.testing.console import later_step_times, parse_step_metrics
+from duet_verl.experiments.runs import METRICS_FILE, file_logger, read_metrics
+from duet_verl.testing.run_log import later_step_times
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,16 +33,18 @@ def run(rollout: str, steps: int, out: Path) -> dict:
         "TINY_DIR": str(out / "tiny"),
         "OUT_DIR": str(out / rollout),
     }
+    (out / rollout).mkdir(parents=True, exist_ok=True)
+    logger_env, logger = file_logger(out / rollout)
     start = time.perf_counter()
     proc = subprocess.run(
-        ["bash", str(ROOT / "recipes" / "run_duet_cpu_tiny.sh"), "trainer.test_freq=-1"],
-        env=env, capture_output=True, text=True,
+        ["bash", str(ROOT / "recipes" / "run_duet_cpu_tiny.sh"), "trainer.test_freq=-1", *logger],
+        env={**env, **logger_env}, capture_output=True, text=True,
     )  # fmt: skip
     wall = time.perf_counter() - start
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         raise SystemExit(f"{rollout} run failed (exit {proc.returncode}):\n{output[-4000:]}")
-    metrics = parse_step_metrics(output)
+    metrics = read_metrics(out / rollout / METRICS_FILE)
     step, generation = later_step_times(metrics)
     return {
         "rollout": rollout,

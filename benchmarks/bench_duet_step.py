@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from duet_verl.testing.console import parse_step_metrics
+from duet_verl.experiments.runs import METRICS_FILE, file_logger, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ("gen_large", "gen_small", "gen_baseline", "old_log_prob_large", "old_log_prob_small", "ref_large",
@@ -32,12 +32,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     args, overrides = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as out:
-        env = {**os.environ, "STEPS": str(args.steps), "OUT_DIR": out}
-        command = ["bash", str(ROOT / "recipes" / "run_duet_cpu_tiny.sh"), "trainer.test_freq=-1", *overrides]
+        logger_env, logger = file_logger(Path(out))
+        env = {**os.environ, "STEPS": str(args.steps), "OUT_DIR": out, **logger_env}
+        command = ["bash", str(ROOT / "recipes" / "run_duet_cpu_tiny.sh"), "trainer.test_freq=-1", *overrides, *logger]
         proc = subprocess.run(command, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"DUET run failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
-    metrics = parse_step_metrics(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            sys.exit(f"DUET run failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
+        metrics = read_metrics(Path(out) / METRICS_FILE)
     steps = [s for s in sorted(metrics) if s > 1] or sorted(metrics)
     mean = {name: np.mean([metrics[s].get(f"timing_s/{name}", 0.0) for s in steps]) for name in (*WORK, *OTHER, "step")}
     print(f"DUET CPU step, mean over steps {steps} (seconds):")

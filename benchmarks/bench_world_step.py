@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from duet_verl.experiments.runs import Settings, train_duet
-from duet_verl.testing.console import later_step_times
+from duet_verl.testing.run_log import later_step_times
 from duet_verl.worlds.learning import world_paths
 
 

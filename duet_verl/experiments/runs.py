@@ -71,10 +71,10 @@ def run(command: list[str], log_path: Path, env: dict[str, str] | None = None, e
 METRICS_FILE = "metrics.jsonl"
 
 
-def file_logger(out: Path) -> tuple[dict[str, str], tuple[str, ...]]:
-    """The environment and override that make a run log every step's metrics to ``out/metrics.jsonl`` (verl's file
-    logger; read back by :func:`read_metrics`)."""
-    return {"VERL_FILE_LOGGER_PATH": str(out / METRICS_FILE)}, ("trainer.logger=[console,file]",)
+def file_logger(out: Path, name: str = METRICS_FILE) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The environment and override that make a run log every step's metrics to ``out/name`` (verl's file logger,
+    which overwrites the file; read back by :func:`read_metrics`). The override goes after the recipe's own."""
+    return {"VERL_FILE_LOGGER_PATH": str(out / name)}, ("trainer.logger=[console,file]",)
 
 
 def read_metrics(path: Path) -> dict[int, dict[str, float]]:

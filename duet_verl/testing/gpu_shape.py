@@ -226,23 +226,38 @@ def printed_overrides(recipe: str, rollout: str, places: dict[str, str], out: Pa
     return dry_run_overrides(*command(recipe, rollout, places, out, *extra))
 
 
-def run_recipe(recipe: str, rollout: str, places: dict[str, str], out: Path, *extra: str) -> str:
-    """Run the recipe to its end (in its own session, so nothing of it outlives a failure); its console output."""
+def run_recipe(recipe: str, rollout: str, places: dict[str, str], out: Path, *extra: str, log: str = "") -> str:
+    """Run the recipe to its end (in its own session, so nothing of it outlives a failure); its console output.
+    A training recipe logs its metrics to ``out/log`` too (verl's file logger, through the recipe's ``LOGGER``)."""
     argv, env = command(recipe, rollout, places, out, *extra)
+    if log:
+        env = {**env, "LOGGER": "[console,file]", "VERL_FILE_LOGGER_PATH": str(out / log)}
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800, start_new_session=True)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{recipe} ({rollout}) exited {proc.returncode}:\n{output[-8000:]}"
     return output
 
 
+FIRST_LOG, RESUMED_LOG = "first.jsonl", "resumed.jsonl"
+
+
+def run_duet_twice(rollout: str, places: dict[str, str], out: Path) -> tuple[str, str]:
+    """``run_duet_qwen3.sh`` in this shape on ``rollout`` for 2 steps, then again for a third (a resume): the two
+    console outputs; their metrics are in ``out/FIRST_LOG`` and ``out/RESUMED_LOG``."""
+    first = run_recipe("run_duet_qwen3.sh", rollout, places, out, log=FIRST_LOG)
+    resumed = run_recipe("run_duet_qwen3.sh", rollout, places, out, "trainer.total_training_steps=3", log=RESUMED_LOG)
+    return first, resumed
+
+
 def check_duet_runs(out: Path, first: str, resumed: str, rollout: str, places: dict[str, str]) -> None:
-    """What ``run_duet_qwen3.sh`` run in this shape on ``rollout`` (2 steps, then resumed for a third) must show."""
+    """What :func:`run_duet_twice` must show."""
     import pandas as pd
 
     from duet_verl.core import MATH_INSTRUCTION, LambdaSchedule
-    from duet_verl.testing.console import engine_events, one_engine_awake_at_a_time, parse_step_metrics
+    from duet_verl.experiments.runs import read_metrics
+    from duet_verl.testing.run_log import engine_events, one_engine_awake_at_a_time
 
-    first_metrics, resumed_metrics = parse_step_metrics(first), parse_step_metrics(resumed)
+    first_metrics, resumed_metrics = read_metrics(out / FIRST_LOG), read_metrics(out / RESUMED_LOG)
     assert sorted(first_metrics) == [0, 1, 2] and sorted(resumed_metrics) == [2, 3], (first_metrics, resumed_metrics)
     for metrics, step in ((first_metrics, 0), (first_metrics, 2), (resumed_metrics, 3)):
         assert {"val-duet/math500/acc", "val-duet/aime24/acc"} <= metrics[step].keys(), f"no validation at {step}"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from duet_verl.experiments.adaptive_penalty import LAMBDA_METRIC
-from duet_verl.testing.console import parse_step_metrics
+from duet_verl.experiments.runs import METRICS_FILE, file_logger, read_metrics
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
 
@@ -39,15 +39,24 @@ class Run:
 
 def run_recipe(tiny_dir: Path, out_dir: Path, *overrides: str, env: dict[str, str] | None = None) -> Run:
     start = time.perf_counter()
+    logger_env, logger = file_logger(out_dir)
     proc = subprocess.run(
-        ["bash", str(RECIPE), *overrides],
-        env={**os.environ, "TINY_DIR": str(tiny_dir), "OUT_DIR": str(out_dir), "LR": "1e-3", **(env or {})},
+        ["bash", str(RECIPE), *overrides, *logger],
+        env={
+            **os.environ,
+            "TINY_DIR": str(tiny_dir),
+            "OUT_DIR": str(out_dir),
+            "LR": "1e-3",
+            **logger_env,
+            **(env or {}),
+        },
         capture_output=True,
         text=True,
         timeout=900,
     )
     output = proc.stdout + proc.stderr
-    return Run(proc.returncode, output, parse_step_metrics(output), time.perf_counter() - start)
+    metrics = read_metrics(out_dir / METRICS_FILE) if (out_dir / METRICS_FILE).exists() else {}
+    return Run(proc.returncode, output, metrics, time.perf_counter() - start)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@
 #
 # Sleep is exercised, not assumed: M's and m's engines ask for 0.55 + 0.5 of the GPU, which cannot both be awake,
 # and nvidia-smi samples memory.used during the run; memory_trace.py then requires a drop of at least a quarter
-# of the GPU for every "[duet] rollout engine asleep" line the trainer printed. Samples and log: $OUT_DIR.
+# of the GPU for every "[duet] rollout engine asleep" line the trainer printed. Samples, log, metrics: $OUT_DIR.
 # Sized for an 80 GB GPU: a wake must find its share free beside both models' FSDP state (~20 GB with Adam).
 set -euo pipefail
 
@@ -40,7 +40,7 @@ trap 'kill "$sampler" 2>/dev/null || true' EXIT
 # free_cache_engine=True is what makes verl put a vLLM server to sleep (vllm_async_server.py:854); sleep mode
 # itself is RolloutConfig.enable_sleep_mode, True by default (verl/workers/config/rollout.py:268). FSDP2 and
 # chunked entropy as in recipes/common_gpu.sh, so this run also checks the recipes' engine against vLLM.
-RAY_DEDUP_LOGS=0 python -m duet_verl.main \
+RAY_DEDUP_LOGS=0 VERL_FILE_LOGGER_PATH=$OUT_DIR/metrics.jsonl python -m duet_verl.main \
   "data.train_files=$DATA_DIR/train.parquet" \
   "data.val_files=$DATA_DIR/test.parquet" \
   data.train_batch_size=4 data.val_batch_size=8 data.val_max_samples=8 \
@@ -64,7 +64,7 @@ RAY_DEDUP_LOGS=0 python -m duet_verl.main \
   actor_rollout_ref.actor.entropy_from_logits_with_chunking=True \
   small_actor_rollout_ref.actor.entropy_from_logits_with_chunking=True \
   trainer.n_gpus_per_node=1 trainer.nnodes=1 trainer.total_training_steps=1 trainer.test_freq=1 \
-  trainer.val_before_train=False trainer.save_freq=-1 trainer.logger=console \
+  trainer.val_before_train=False trainer.save_freq=-1 'trainer.logger=[console,file]' \
   "trainer.default_local_dir=$OUT_DIR/checkpoints" \
   "$@" 2>&1 | tee "$train_log"
 

@@ -8,13 +8,14 @@ the script says. CI has no GPU, so this never runs there; the memory check's ana
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
-from duet_verl.testing.console import parse_step_metrics
+from duet_verl.experiments.runs import read_metrics
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available() or importlib.util.find_spec("vllm") is None,
@@ -22,12 +23,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_one_duet_step_on_vllm():
+def test_one_duet_step_on_vllm(tmp_path):
     script = Path(__file__).with_name("smoke_duet_vllm.sh")
-    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=3600)
+    env = {**os.environ, "OUT_DIR": str(tmp_path)}
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=3600)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-8000:]
-    metrics = parse_step_metrics(output)[1]
+    metrics = read_metrics(tmp_path / "metrics.jsonl")[1]
     assert "duet/r_Mm" in metrics and "large/actor/pg_loss" in metrics and "small/actor/pg_loss" in metrics
     assert "[duet] rollout engine awake: small" in output
     # engines asking for 0.55 + 0.5 of the GPU, and memory given back at every sleep (tests/gpu/memory_trace.py)

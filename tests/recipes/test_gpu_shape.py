@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from duet_verl.testing import gpu_shape
-from duet_verl.testing.gpu_shape import check_duet_runs, run_recipe
+from duet_verl.testing.gpu_shape import check_duet_runs, run_duet_twice, run_recipe
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
 
@@ -29,8 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def duet_runs(gpu_shape_places, tmp_path_factory, record_wall_time):
     out = tmp_path_factory.mktemp("gpu_shape_duet")
     start = time.perf_counter()
-    first = run_recipe("run_duet_qwen3.sh", "hf", gpu_shape_places, out)
-    resumed = run_recipe("run_duet_qwen3.sh", "hf", gpu_shape_places, out, "trainer.total_training_steps=3")
+    first, resumed = run_duet_twice("hf", gpu_shape_places, out)
     record_wall_time("GPU recipe's shape, hf: DUET 2 steps + resume for a 3rd step, 4 validations (CPU)",
                      time.perf_counter() - start)  # fmt: skip
     return out, first, resumed
@@ -42,14 +41,14 @@ def test_the_duet_recipe_trains_validates_saves_and_resumes_in_its_gpu_shape(due
 
 def test_the_grpo_baseline_recipe_runs_in_its_gpu_shape(gpu_shape_places, tmp_path, record_wall_time):
     start = time.perf_counter()
-    output = run_recipe("run_grpo_baseline_qwen3.sh", "hf", gpu_shape_places, tmp_path)
+    output = run_recipe("run_grpo_baseline_qwen3.sh", "hf", gpu_shape_places, tmp_path, log="metrics.jsonl")
     record_wall_time("GPU recipe's shape, hf: GRPO baseline 2 steps + 2 validations (CPU)", time.perf_counter() - start)
     # DUET's M's trainer and KL placement: verl's RayPPOTrainer, KL to the reference in the reward (not the loss)
-    from duet_verl.testing.console import parse_step_metrics
+    from duet_verl.experiments.runs import read_metrics
 
     argv, env = gpu_shape.command("run_grpo_baseline_qwen3.sh", "hf", gpu_shape_places, tmp_path)
     assert gpu_shape.dry_run_overrides(argv, env)["trainer.use_v1"] == "False"
-    step = parse_step_metrics(output)[1]
+    step = read_metrics(tmp_path / "metrics.jsonl")[1]
     assert "actor/reward_kl_penalty" in step and not any(key.startswith("actor/kl_loss") for key in step), step
     # verl's retention deletes an old checkpoint's model and optimizer (actor/), leaving its dataloader state
     checkpoints = tmp_path / "checkpoints"

@@ -32,7 +32,8 @@ from safetensors.torch import load_file
 
 from duet_verl.core import score_answer
 from duet_verl.core.records import ANSWER_FIELDS, TRAINING_FIELDS, VALIDATION_FIELDS
-from duet_verl.testing.console import engine_events, one_engine_awake_at_a_time, parse_step_metrics
+from duet_verl.experiments.runs import METRICS_FILE, file_logger, read_metrics
+from duet_verl.testing.run_log import engine_events, one_engine_awake_at_a_time
 from duet_verl.train.checkpointing import checkpoint_problems, tracked_step
 from duet_verl.train.preemption import PREEMPTED_EXIT_CODE
 
@@ -55,15 +56,21 @@ PROFILE_STEP_2 = [
 # (torch 2.13; 1 of the 5 profiled runs on record here, the others fine): torch's bug, not duet-verl's, so a run
 # that died of exactly that runs once more instead of failing the ten tests that read it.
 PROFILER_HEAP_ABORT = "malloc(): unaligned tcache chunk detected"
+# A run killed or stopped, then the same command again: each logs its metrics to its own file
+FIRST_LOG, RESUMED_LOG = "first.jsonl", "resumed.jsonl"
 
 
-def duet_command(tiny_dir: Path, out_dir: Path, *overrides: str) -> tuple[list[str], dict[str, str]]:
-    env = {**os.environ, "TINY_DIR": str(tiny_dir), "OUT_DIR": str(out_dir)}
-    return ["bash", str(RECIPE), *overrides], env
+def duet_command(
+    tiny_dir: Path, out_dir: Path, *overrides: str, log: str = METRICS_FILE
+) -> tuple[list[str], dict[str, str]]:
+    """The recipe's command, its metrics logged to ``out_dir/log`` (verl's file logger)."""
+    logger_env, logger = file_logger(out_dir, log)
+    env = {**os.environ, "TINY_DIR": str(tiny_dir), "OUT_DIR": str(out_dir), **logger_env}
+    return ["bash", str(RECIPE), *overrides, *logger], env
 
 
-def run_duet(tiny_dir: Path, out_dir: Path, *overrides: str) -> tuple[int, str, float]:
-    command, env = duet_command(tiny_dir, out_dir, *overrides)
+def run_duet(tiny_dir: Path, out_dir: Path, *overrides: str, log: str = METRICS_FILE) -> tuple[int, str, float]:
+    command, env = duet_command(tiny_dir, out_dir, *overrides, log=log)
     start = time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
     return proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - start
@@ -101,7 +108,7 @@ def main_run(tiny_dir, tmp_path_factory, record_wall_time):
         rc, output, seconds = run()
     record_wall_time("DUET 3 steps + validation + 2 checkpoints + a profiled step (CPU)", seconds)
     assert rc == 0, output[-8000:]
-    return out, output, parse_step_metrics(output)
+    return out, output, read_metrics(out / METRICS_FILE)
 
 
 def test_three_steps_with_duet_metrics(main_run):
@@ -224,7 +231,7 @@ def real_reward_resumed_run(tiny_dir, paper_data_overrides, tmp_path_factory, re
         "actor_rollout_ref.actor.use_kl_loss=True", "trainer.save_freq=2", f"trainer.rollout_data_dir={out}/samples",
         f"trainer.validation_data_dir={out}/validation",
     ]  # fmt: skip
-    command, env = duet_command(tiny_dir, out, *overrides)
+    command, env = duet_command(tiny_dir, out, *overrides, log=FIRST_LOG)
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # fmt: skip
@@ -238,7 +245,7 @@ def real_reward_resumed_run(tiny_dir, paper_data_overrides, tmp_path_factory, re
             break
     proc.wait(timeout=120)
     (out / "checkpoints" / "global_step_3.partial" / "large").mkdir(parents=True)  # what a crash during a save leaves
-    rc, output, _ = run_duet(tiny_dir, out, "trainer.resume_mode=auto", *overrides)
+    rc, output, _ = run_duet(tiny_dir, out, "trainer.resume_mode=auto", *overrides, log=RESUMED_LOG)
     record_wall_time("DUET real reward path, kill mid-step 3 + resume (CPU)", time.perf_counter() - start)
     assert rc == 0, output[-8000:]
     return out, "".join(first_output), output
@@ -249,10 +256,10 @@ def test_interrupted_run_resumes_from_last_complete_checkpoint(real_reward_resum
     checkpoints = out / "checkpoints"
     saved = json.loads((checkpoints / "global_step_2" / "duet_state.json").read_text())
     assert f"resumed from {checkpoints / 'global_step_2'} at step 2" in output
-    metrics = parse_step_metrics(output)
+    metrics = read_metrics(out / RESUMED_LOG)
     assert sorted(metrics) == [3], "the resumed run must continue at step 3 only"
     assert metrics[3]["duet/lambda"] == pytest.approx(saved["lambda_schedule"]["value"])
-    assert sorted(parse_step_metrics(first_output)) == [1, 2]
+    assert sorted(read_metrics(out / FIRST_LOG)) == [1, 2]
 
 
 def test_reward_loop_scores_match_the_duet_scorer(real_reward_resumed_run):
@@ -269,8 +276,8 @@ def test_reward_loop_scores_match_the_duet_scorer(real_reward_resumed_run):
 
 
 def test_kl_in_the_loss_reads_the_reference(real_reward_resumed_run):
-    _, first_output, output = real_reward_resumed_run
-    for step, values in {**parse_step_metrics(first_output), **parse_step_metrics(output)}.items():
+    out, _, _ = real_reward_resumed_run
+    for step, values in {**read_metrics(out / FIRST_LOG), **read_metrics(out / RESUMED_LOG)}.items():
         assert np.isfinite(values["large/actor/kl_loss"]), step
         assert "timing_s/ref_large" in values and "large/actor/reward_kl_penalty" not in values
 
@@ -289,7 +296,7 @@ def test_frozen_small_model_without_kl(tiny_dir, tmp_path_factory, record_wall_t
         hf_weights(step / "small" / "actor" / "huggingface"), hf_weights(tiny_dir / "model_small")
     )
     assert weights_differ(hf_weights(step / "large" / "actor" / "huggingface"), hf_weights(tiny_dir / "model_large"))
-    metrics = parse_step_metrics(output)[1]
+    metrics = read_metrics(out / METRICS_FILE)[1]
     assert "small/actor/pg_loss" not in metrics
     reference_metrics = ("large/actor/kl_loss", "large/actor/reward_kl_penalty", "timing_s/ref_large")
     assert not [key for key in reference_metrics if key in metrics]
@@ -323,7 +330,7 @@ def preempted_run(tiny_dir, tmp_path_factory, record_wall_time):
         f"trainer.rollout_data_dir={out}/samples",
         *SAVE_HF,
     ]
-    command, env = duet_command(tiny_dir, out, *overrides)
+    command, env = duet_command(tiny_dir, out, *overrides, log=FIRST_LOG)
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # fmt: skip
@@ -340,7 +347,7 @@ def preempted_run(tiny_dir, tmp_path_factory, record_wall_time):
         first_status = proc.wait(timeout=300)
     finally:
         subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)  # whatever is left of its local Ray
-    rc, resumed, _ = run_duet(tiny_dir, out, *overrides)
+    rc, resumed, _ = run_duet(tiny_dir, out, *overrides, log=RESUMED_LOG)
     record_wall_time("DUET preempted mid-step 2 (SIGUSR1, then SIGTERM) + the same command resumed (CPU)",
                      time.perf_counter() - start)  # fmt: skip
     assert rc == 0, resumed[-8000:]
@@ -353,7 +360,7 @@ def test_a_stop_signal_mid_step_checkpoints_that_step_and_exits_75(preempted_run
     assert "[duet] SIGUSR1 received: the step in flight finishes" in first
     assert "SIGTERM received while stopping for SIGUSR1" in first
     assert "[duet] SIGUSR1: step 2 is done; writing its checkpoint" in first
-    assert sorted(parse_step_metrics(first)) == [1, 2], "the step in flight is finished, no further one started"
+    assert sorted(read_metrics(out / FIRST_LOG)) == [1, 2], "the step in flight is finished, no further one started"
     assert checkpoint_problems(out / "checkpoints" / "global_step_2") == []
 
 
@@ -361,10 +368,10 @@ def test_the_same_command_resumes_with_the_uninterrupted_runs_lambda_and_questio
     out, first, _, resumed = preempted_run
     saved = json.loads((out / "checkpoints" / "global_step_2" / "duet_state.json").read_text())["lambda_schedule"]
     assert f"resumed from {out / 'checkpoints' / 'global_step_2'} at step 2" in resumed
-    metrics = parse_step_metrics(resumed)
+    metrics = read_metrics(out / RESUMED_LOG)
     assert sorted(metrics) == [3]
     assert metrics[3]["duet/lambda"] == pytest.approx(saved["value"])
-    before = parse_step_metrics(first)[2]
+    before = read_metrics(out / FIRST_LOG)[2]
     assert saved["value"] == pytest.approx(  # λ after step 2's update, as the run would have gone on with it
         min(max(before["duet/lambda"] + 0.1 * (before["duet/penalised_length_mean"] / 16 - 1), 0.0), 1.0)
     )
@@ -377,7 +384,7 @@ def test_a_damaged_newest_checkpoint_stops_the_resume_or_falls_back_to_the_intac
     out, _, _, _ = preempted_run
     shard = out / "checkpoints" / "global_step_3" / "large" / "actor" / "model_world_size_2_rank_1.pt"
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])  # a storage fault cut it
-    rc, output, _ = run_duet(tiny_dir, out, "trainer.total_training_steps=2")
+    rc, output, _ = run_duet(tiny_dir, out, "trainer.total_training_steps=2", log="damaged.jsonl")
     assert rc != 0
     assert (
         f"{shard} has" in output
@@ -385,7 +392,9 @@ def test_a_damaged_newest_checkpoint_stops_the_resume_or_falls_back_to_the_intac
     )
     assert "DuetTaskRunner" not in output, "it stops before Ray or any worker starts"
 
-    rc, output, _ = run_duet(tiny_dir, out, "trainer.total_training_steps=2", "duet.damaged_checkpoint=last_intact")
+    rc, output, _ = run_duet(
+        tiny_dir, out, "trainer.total_training_steps=2", "duet.damaged_checkpoint=last_intact", log="last_intact.jsonl"
+    )
     assert rc == 0, output[-8000:]
     assert f"Resuming from {out / 'checkpoints' / 'global_step_2'}" in output
     assert f"resumed from {out / 'checkpoints' / 'global_step_2'} at step 2" in output

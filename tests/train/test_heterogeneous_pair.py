@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from duet_verl.core import extract_signal
-from duet_verl.testing.console import parse_step_metrics
+from duet_verl.experiments.runs import METRICS_FILE, file_logger, read_metrics
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
 
@@ -33,15 +33,18 @@ def pair_run(request, tiny_assets, llama_assets, tmp_path_factory, record_wall_t
         if request.param.startswith("llama_M")
         else f"small_actor_rollout_ref.model.path={llama_assets['llama_small']}"
     )
-    env = {**os.environ, "TINY_DIR": str(tiny_assets["tokenizer"].parent), "OUT_DIR": str(out), "STEPS": "2"}
+    logger_env, logger = file_logger(out)
+    env = {**os.environ, "TINY_DIR": str(tiny_assets["tokenizer"].parent), "OUT_DIR": str(out), "STEPS": "2",
+           **logger_env}  # fmt: skip
     command = ["bash", str(ROOT / "recipes" / "run_duet_cpu_tiny.sh"), model, "trainer.test_freq=2",
-               f"trainer.rollout_data_dir={out}/samples", f"trainer.validation_data_dir={out}/validation"]  # fmt: skip
+               f"trainer.rollout_data_dir={out}/samples", f"trainer.validation_data_dir={out}/validation",
+               *logger]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
     record_wall_time(f"DUET 2 steps + validation, {request.param} (CPU)", time.perf_counter() - start)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-8000:]
-    return request.param, out, parse_step_metrics(output)
+    return request.param, out, read_metrics(out / METRICS_FILE)
 
 
 def test_both_models_train_with_finite_losses(pair_run):

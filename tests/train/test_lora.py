@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from duet_verl.testing.console import parse_step_metrics
+from duet_verl.experiments.runs import file_logger, read_metrics
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
 
@@ -32,9 +32,12 @@ LORA = [
 
 
 def run(tiny_dir: Path, out: Path, steps: int) -> str:
-    env = {**os.environ, "TINY_DIR": str(tiny_dir), "OUT_DIR": str(out), "STEPS": str(steps), "LR": "1e-2"}
+    """The recipe to ``steps`` (resuming from ``out``'s checkpoint); its metrics go to ``out/steps<steps>.jsonl``."""
+    logger_env, logger = file_logger(out, f"steps{steps}.jsonl")
+    env = {**os.environ, "TINY_DIR": str(tiny_dir), "OUT_DIR": str(out), "STEPS": str(steps), "LR": "1e-2",
+           **logger_env}  # fmt: skip
     command = ["bash", str(ROOT / "recipes" / "run_duet_cpu_tiny.sh"), *LORA, "trainer.test_freq=-1",
-               "trainer.save_freq=2", "trainer.resume_mode=auto"]  # fmt: skip
+               "trainer.save_freq=2", "trainer.resume_mode=auto", *logger]  # fmt: skip
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-8000:]
@@ -57,8 +60,8 @@ def test_lora_rollouts_get_the_trained_weights(lora_runs):
     and not after the updates. verl's default estimator (``kl``, log p - log p_ref averaged over the sampled
     tokens) is signed, so its size is what counts (seen: |0.002-0.026| per token at step 2, one CI run -0.003;
     0.010-0.028 at step 3), far more than a rollout still on the base weights could hide under that gap."""
-    _, first, resumed = lora_runs
-    metrics = parse_step_metrics(first) | parse_step_metrics(resumed)
+    out, _, _ = lora_runs
+    metrics = read_metrics(out / "steps2.jsonl") | read_metrics(out / "steps3.jsonl")
     assert sorted(metrics) == [1, 2, 3]
     for step, values in metrics.items():
         for model in ("large", "small"):
@@ -71,7 +74,7 @@ def test_lora_rollouts_get_the_trained_weights(lora_runs):
 def test_a_lora_run_resumes_from_its_checkpoint(lora_runs):
     out, _, resumed = lora_runs
     assert f"resumed from {out}/checkpoints/global_step_2 at step 2" in resumed
-    assert sorted(parse_step_metrics(resumed)) == [3]
+    assert sorted(read_metrics(out / "steps3.jsonl")) == [3]
     for model in ("large", "small"):
         assert (out / "checkpoints" / "global_step_3" / model / "actor" / "lora_train_meta.json").is_file()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -116,18 +117,21 @@ def test_without_a_stop_the_run_completes():
     assert duet.events == [("step", 1), ("step", 2), ("save", 2), ("step", 3), ("step", 4), ("save", 4)]
 
 
-def test_each_step_logs_verl_throughput_for_both_models(capsys):
+def test_each_step_logs_verl_throughput_for_both_models(tmp_path, monkeypatch):
     """The step's tokens per model (set by the step) become verl's ``perf/throughput``: tokens / (step s × GPUs)."""
-    from duet_verl.testing.console import parse_step_metrics
+    from duet_verl.experiments.runs import file_logger, read_metrics
 
     duet = bare_trainer(steps=1, save_freq=-1, test_freq=-1, signal_during=None)
+    logger_env, _ = file_logger(tmp_path)
+    monkeypatch.setenv("VERL_FILE_LOGGER_PATH", logger_env["VERL_FILE_LOGGER_PATH"])
+    duet.config.trainer.logger = ["file"]
 
     def step(batch, metrics, timing):
         metrics.update({"large/perf/total_num_tokens": 3000, "small/perf/total_num_tokens": 1000})
 
     duet._duet_step = step
     assert duet.fit() == COMPLETED
-    logged = parse_step_metrics(capsys.readouterr().out)[1]
+    logged = read_metrics(Path(logger_env["VERL_FILE_LOGGER_PATH"]))[1]
     seconds = logged["perf/time_per_step"]
     assert seconds == logged["timing_s/step"] > 0
     assert logged["large/perf/throughput"] == pytest.approx(3000 / (seconds * 2), rel=1e-3)

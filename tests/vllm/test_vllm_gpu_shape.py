@@ -11,15 +11,14 @@ import time
 
 import pytest
 
-from duet_verl.testing.gpu_shape import check_duet_runs, run_recipe
+from duet_verl.testing.gpu_shape import check_duet_runs, run_duet_twice
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 
 def test_the_duet_recipe_trains_validates_saves_and_resumes_on_vllm(gpu_shape_places, tmp_path, record_wall_time):
     start = time.perf_counter()
-    first = run_recipe("run_duet_qwen3.sh", "vllm", gpu_shape_places, tmp_path)
-    resumed = run_recipe("run_duet_qwen3.sh", "vllm", gpu_shape_places, tmp_path, "trainer.total_training_steps=3")
+    first, resumed = run_duet_twice("vllm", gpu_shape_places, tmp_path)
     record_wall_time("GPU recipe's shape, vLLM: DUET 2 steps + resume for a 3rd step, 4 validations (CPU)",
                      time.perf_counter() - start)  # fmt: skip
     check_duet_runs(tmp_path, first, resumed, "vllm", gpu_shape_places)

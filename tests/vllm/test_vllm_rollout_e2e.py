@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from duet_verl.testing.console import engine_events, one_engine_awake_at_a_time, parse_step_metrics
+from duet_verl.experiments.runs import METRICS_FILE, file_logger, read_metrics
+from duet_verl.testing.run_log import engine_events, one_engine_awake_at_a_time
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -33,14 +34,16 @@ GAP = "training/rollout_probs_diff_mean"
 
 def run_recipe(recipe: str, tiny_dir: Path, out: Path, *overrides: str, env: dict | None = None):
     start = time.perf_counter()
+    logger_env, logger = file_logger(out)
     proc = subprocess.run(
-        ["bash", str(ROOT / "recipes" / recipe), *overrides],
+        ["bash", str(ROOT / "recipes" / recipe), *overrides, *logger],
         env={
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # the recipes run `python`
             "CPU_ROLLOUT": "vllm",
             "TINY_DIR": str(tiny_dir),
             "OUT_DIR": str(out),
+            **logger_env,
             **(env or {}),
         },
         capture_output=True,
@@ -49,7 +52,7 @@ def run_recipe(recipe: str, tiny_dir: Path, out: Path, *overrides: str, env: dic
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-8000:]
-    return output, parse_step_metrics(output), time.perf_counter() - start
+    return output, read_metrics(out / METRICS_FILE), time.perf_counter() - start
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,6 @@
-"""Reading verl's console output back (``duet_verl.testing.console``), which the end-to-end tests rely on."""
+"""What the end-to-end tests read of a run's console (``duet_verl.testing.run_log``)."""
 
-from duet_verl.testing.console import engine_events, later_step_times, one_engine_awake_at_a_time, parse_step_metrics
-
-
-def test_step_metrics_parse_plain_numpy_and_ray_prefixed_lines():
-    output = (
-        "\x1b[36m(DuetTaskRunner pid=1)\x1b[0m step:2 - duet/lambda:0.5 - small/actor/pg_loss:np.float64(-0.25) - "
-        "large/num_turns/max:np.int32(2) - name:text\nunrelated line\nstep:3 - timing_s/step:1e-3"
-    )
-    assert parse_step_metrics(output) == {
-        2: {"duet/lambda": 0.5, "small/actor/pg_loss": -0.25, "large/num_turns/max": 2.0},
-        3: {"timing_s/step": 0.001},
-    }
+from duet_verl.testing.run_log import engine_events, later_step_times, one_engine_awake_at_a_time
 
 
 def test_engine_events_and_their_order():
