@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -119,11 +118,12 @@ def test_without_a_stop_the_run_completes():
 
 def test_each_step_logs_verl_throughput_for_both_models(tmp_path, monkeypatch):
     """The step's tokens per model (set by the step) become verl's ``perf/throughput``: tokens / (step s × GPUs)."""
-    from duet_verl.experiments.runs import file_logger, read_metrics
+    from duet_verl.experiments.runs import METRICS_FILE, file_logger, read_metrics
 
     duet = bare_trainer(steps=1, save_freq=-1, test_freq=-1, signal_during=None)
     logger_env, _ = file_logger(tmp_path)
-    monkeypatch.setenv("VERL_FILE_LOGGER_PATH", logger_env["VERL_FILE_LOGGER_PATH"])
+    for name, value in logger_env.items():
+        monkeypatch.setenv(name, value)
     duet.config.trainer.logger = ["file"]
 
     def step(batch, metrics, timing):
@@ -131,7 +131,7 @@ def test_each_step_logs_verl_throughput_for_both_models(tmp_path, monkeypatch):
 
     duet._duet_step = step
     assert duet.fit() == COMPLETED
-    logged = read_metrics(Path(logger_env["VERL_FILE_LOGGER_PATH"]))[1]
+    logged = read_metrics(tmp_path / METRICS_FILE)[1]
     seconds = logged["perf/time_per_step"]
     assert seconds == logged["timing_s/step"] > 0
     assert logged["large/perf/throughput"] == pytest.approx(3000 / (seconds * 2), rel=1e-3)
