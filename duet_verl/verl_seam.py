@@ -25,12 +25,14 @@ VLLM_ROLLOUT = "verl.workers.rollout.vllm_rollout"
 PRIVATE_CONTACTS = (
     # ModelRole runs verl's per-model plumbing with itself as ``self`` (one RayPPOTrainer serves two models); the
     # guard also checks that these methods read only attributes a ModelRole has.
-    PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_compute_old_log_prob", "called by ModelRole (train/trainer.py)"),
-    PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_compute_ref_log_prob", "called by ModelRole (train/trainer.py)"),
-    PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_update_actor", "called by ModelRole (train/trainer.py)"),
+    PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_compute_old_log_prob", "run by ModelRole (train/verl_adapter.py)"),
+    PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_compute_ref_log_prob", "run by ModelRole (train/verl_adapter.py)"),
+    PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_update_actor", "run by ModelRole (train/verl_adapter.py)"),
     # DuetTrainer inherits these and calls them on itself.
-    PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_get_gen_batch", "M's generation batch (DuetTrainer)"),
-    PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_balance_batch", "balancing (DuetTrainer); M alone's λ metric"),
+    PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_get_gen_batch", "M's generation batch (train/rollout.py)"),
+    PrivateContact(
+        RAY_TRAINER, "RayPPOTrainer", "_balance_batch", "balancing (train/verl_adapter.py); M alone's λ metric"
+    ),
     PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_maybe_log_val_generations", "validation table (DuetTrainer)"),
     # DuetTrainer replaces these: two models' checkpoints, the DUET chain's validation.
     PrivateContact(RAY_TRAINER, "RayPPOTrainer", "_save_checkpoint", "overridden (train/checkpointing.py)"),

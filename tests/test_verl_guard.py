@@ -120,7 +120,7 @@ def check_worker_weight_sync_calls():
 
 
 def check_agent_loop_batches():
-    # DuetTrainer._generate pads every batch to a multiple of the agent-loop workers because verl splits it evenly
+    # ModelRole.generate pads every batch to a multiple of the agent-loop workers because verl splits it evenly
     # (DataProto.chunk asserts it); the recipes set val_kwargs' temperature because the loop reads no do_sample.
     from verl.experimental.agent_loop import agent_loop
     from verl.protocol import DataProto, pad_dataproto_to_divisor, unpad_dataproto
@@ -211,7 +211,7 @@ def check_model_role_fits_the_methods_it_borrows():
     # ModelRole passes itself as ``self`` to RayPPOTrainer methods: each attribute they read must exist on it.
     from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
-    from duet_verl.train.trainer import ModelRole
+    from duet_verl.train.verl_adapter import ModelRole
 
     has = {f.name for f in dataclasses.fields(ModelRole)} | set(dir(ModelRole))
     for method in ("_compute_old_log_prob", "_compute_ref_log_prob", "_update_actor"):

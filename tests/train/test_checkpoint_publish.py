@@ -23,7 +23,8 @@ from duet_verl.train.checkpointing import (
     choose_resume,
     tracked_step,
 )
-from duet_verl.train.trainer import DuetTrainer, ModelRole
+from duet_verl.train.trainer import DuetTrainer
+from duet_verl.train.verl_adapter import ModelRole
 
 WORLD_SIZE = 2
 

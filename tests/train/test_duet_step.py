@@ -31,7 +31,8 @@ from duet_verl.core import LambdaSchedule, ResponseDecoder, extract_signal
 from duet_verl.core.records import ANSWER_FIELDS, TRAINING_FIELDS
 from duet_verl.train.duet_config import LARGE, SMALL, DuetConfig
 from duet_verl.train.model_views import build_model_views
-from duet_verl.train.trainer import DuetTrainer, ModelRole
+from duet_verl.train.trainer import DuetTrainer
+from duet_verl.train.verl_adapter import ModelRole
 
 QUESTIONS, N, K = 3, 2, 2
 PROMPT_LEN, LARGE_LEN, SMALL_LEN = 48, 32, 8  # no response is cut: the longest of M is 26 tokens
