@@ -187,5 +187,6 @@ prepare_data() {
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "preparing missing datasets into $DATA_ROOT: ${missing[*]}" >&2
   # --skip-bad-rows: DeepScaleR has a few rows without an answer; they are listed in bad_rows.jsonl.
-  python -m data_prep.prepare_all --only "$(IFS=,; echo "${missing[*]}")" --output-root "$DATA_ROOT" --skip-bad-rows
+  python -m duet_verl.data_prep.prepare_all --only "$(IFS=,; echo "${missing[*]}")" --output-root "$DATA_ROOT" \
+    --skip-bad-rows
 }

@@ -17,7 +17,7 @@ refuse_renamed LARGE=MODEL_LARGE BASE_LARGE=MODEL_BASE_LARGE SMALL=MODEL_SMALL D
 MODEL_LARGE=${MODEL_LARGE:-Qwen/Qwen3-8B}            # M for duet: a trained checkpoint folder (HF format) or a hub id
 MODEL_BASE_LARGE=${MODEL_BASE_LARGE:-Qwen/Qwen3-8B}  # M alone (large, concise): base M; = MODEL_LARGE shares M's responses
 MODEL_SMALL=${MODEL_SMALL:-Qwen/Qwen3-0.6B}          # m
-DATA_ROOT=${DATA_ROOT:-$HOME/data/duet}              # from: python -m data_prep.prepare_all
+DATA_ROOT=${DATA_ROOT:-$HOME/data/duet}              # from: python -m duet_verl.data_prep.prepare_all
 BENCHMARKS=${BENCHMARKS:-math500,aime24,aime25,amc23,gpqa_diamond}
 MODES=${MODES:-duet,large,small,concise}
 OUT_DIR=${OUT_DIR:-eval/duet_qwen3}
@@ -44,8 +44,8 @@ for name in "${benchmarks[@]}"; do
   if [[ -f "$file" ]]; then data+=("$file"); else missing+=("$name"); fi
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "error: not prepared under $DATA_ROOT: ${missing[*]}; prepare them with: python -m data_prep.prepare_all" \
-    "--only $(IFS=,; echo "${missing[*]}") --output-root $DATA_ROOT" >&2
+  echo "error: not prepared under $DATA_ROOT: ${missing[*]}; prepare them with:" \
+    "python -m duet_verl.data_prep.prepare_all --only $(IFS=,; echo "${missing[*]}") --output-root $DATA_ROOT" >&2
   exit 2
 fi
 

@@ -41,7 +41,9 @@ def build_parser() -> ArgumentParser:
         help="base M (before training) for large and concise; default --large, one response serving duet too",
     )
     parser.add_argument("--small", help="m: model folder or hub id (needed by duet, small)")
-    parser.add_argument("--data", nargs="+", required=True, help="parquet files from python -m data_prep.<name>")
+    parser.add_argument(
+        "--data", nargs="+", required=True, help="parquet files from python -m duet_verl.data_prep.<name>"
+    )
     parser.add_argument("--modes", nargs="+", default=["duet", "large"], choices=MODES, help="what to evaluate")
     parser.add_argument("--out", required=True, help="output folder (reused to resume)")
     parser.add_argument("--backend", choices=("hf", "vllm"), default="vllm", help="vllm (GPU) or hf (transformers)")

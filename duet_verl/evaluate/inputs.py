@@ -58,18 +58,22 @@ def load_questions(paths: list[str], max_samples: int | None, modes) -> dict[str
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.is_file():
-            raise EvalInputError(f"data file {path} does not exist; prepare it with python -m data_prep.<name>")
+            raise EvalInputError(
+                f"data file {path} does not exist; prepare it with python -m duet_verl.data_prep.<name>"
+            )
         try:
             frame = pd.read_parquet(path)
         except Exception as error:  # pyarrow raises several types for a file that is not parquet
             raise EvalInputError(f"data file {path} is not a readable parquet file: {error}") from error
         if len(frame) == 0:
-            raise EvalInputError(f"data file {path} has no rows; prepare it again with python -m data_prep.<name>")
+            raise EvalInputError(
+                f"data file {path} has no rows; prepare it again with python -m duet_verl.data_prep.<name>"
+            )
         missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
         if missing:
             raise EvalInputError(
                 f"data file {path} lacks column(s) {missing} (has {list(frame.columns)}); files from "
-                "python -m data_prep.<name> have data_source, prompt, reward_model, extra_info"
+                "python -m duet_verl.data_prep.<name> have data_source, prompt, reward_model, extra_info"
             )
         sources = sorted({str(s) for s in frame["data_source"]})
         for source in sources:
@@ -96,7 +100,7 @@ def load_questions(paths: list[str], max_samples: int | None, modes) -> dict[str
             if question is None and "duet" in modes:
                 raise EvalInputError(
                     f"data file {path}, row {row}: extra_info.question is missing, and duet (m reads the question "
-                    "and M's signal) needs it; prepare the file with python -m data_prep.<name>"
+                    "and M's signal) needs it; prepare the file with python -m duet_verl.data_prep.<name>"
                 )
             index = extra.get("index")
             questions.append(

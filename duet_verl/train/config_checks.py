@@ -41,7 +41,7 @@ def missing_inputs(config: DictConfig) -> list[str]:
         files = OmegaConf.select(config, key)
         for file in [files] if isinstance(files, str) else list(files or []):
             if not Path(str(file)).expanduser().is_file():
-                missing.append(f"{key}: {file} does not exist; prepare it with python -m data_prep.<name> "
+                missing.append(f"{key}: {file} does not exist; prepare it with python -m duet_verl.data_prep.<name> "
                                "(docs/data_prep.md)")  # fmt: skip
     return missing
 

@@ -7,8 +7,8 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
-from data_prep import get_spec
-from data_prep.common import DataPrepError, main, prepare, write_parquet
+from duet_verl.data_prep import get_spec
+from duet_verl.data_prep.common import DataPrepError, main, prepare, write_parquet
 
 GOOD = {"problem": "What is 2+3?", "answer": "5", "solution": ""}
 

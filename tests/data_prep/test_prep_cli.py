@@ -1,21 +1,20 @@
-"""The command lines: ``python -m data_prep.<name>`` and ``python -m data_prep.prepare_all``."""
+"""The command lines: ``python -m duet_verl.data_prep.<name>`` and ``python -m duet_verl.data_prep.prepare_all``
+(the checkout's short names, ``python -m data_prep.<name>``, are in test_prep_checkout_alias.py)."""
 
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-from data_prep import DATASETS, prepare_all
-
-ROOT = Path(__file__).resolve().parents[2]
+from duet_verl.data_prep import DATASETS, prepare_all
 
 
 def test_module_command_line(tmp_path, dataset_fixtures, read_parquet):
+    """Run outside the checkout: the installed package is enough."""
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "data_prep.amc23", "--local-path", str(dataset_fixtures / "amc23.jsonl"),
+        [sys.executable, "-m", "duet_verl.data_prep.amc23", "--local-path", str(dataset_fixtures / "amc23.jsonl"),
          "--output-root", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert f"amc23: test: 6 rows -> {out / 'amc23' / 'test.parquet'}" in result.stdout

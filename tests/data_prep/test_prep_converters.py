@@ -4,8 +4,10 @@ import json
 
 import pytest
 
-from data_prep import DATASETS, aime24, amc23, dapo_math17k, get_spec, gpqa_diamond, gsm8k, math_lighteval
-from data_prep.common import (
+from duet_verl.core import MATH_INSTRUCTION
+from duet_verl.core.scoring import scorer_for
+from duet_verl.data_prep import DATASETS, aime24, amc23, dapo_math17k, get_spec, gpqa_diamond, gsm8k, math_lighteval
+from duet_verl.data_prep.common import (
     BadRowError,
     SchemaError,
     field,
@@ -13,8 +15,6 @@ from data_prep.common import (
     number_answer,
     prepare,
 )
-from duet_verl.core import MATH_INSTRUCTION
-from duet_verl.core.scoring import scorer_for
 
 
 def test_every_dataset_has_a_spec_routed_to_its_scorer():

@@ -3,8 +3,8 @@
 import datasets
 import pytest
 
-from data_prep import DATASETS, get_spec
-from data_prep.common import DataPrepError, load_splits, prepare
+from duet_verl.data_prep import DATASETS, get_spec
+from duet_verl.data_prep.common import DataPrepError, load_splits, prepare
 
 ROW = {"problem": "What is 2+3?", "answer": "5", "solution": ""}
 
@@ -119,7 +119,7 @@ def test_missing_local_path(tmp_path):
 
 
 def test_every_dataset_reads_its_fixture_from_the_local_root_layout(dataset_fixtures):
-    from data_prep.prepare_all import local_source
+    from duet_verl.data_prep.prepare_all import local_source
 
     for name in DATASETS:
         assert local_source(dataset_fixtures, name).name.split(".")[0] == name

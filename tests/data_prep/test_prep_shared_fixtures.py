@@ -2,8 +2,8 @@
 
 import pytest
 
-from data_prep import get_spec
-from data_prep.common import prepare
+from duet_verl.data_prep import get_spec
+from duet_verl.data_prep.common import prepare
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@
 import pytest
 from omegaconf import OmegaConf
 
-from data_prep import DATASETS, get_spec
 from duet_verl.core.scoring import score_answer
+from duet_verl.data_prep import DATASETS, get_spec
 
 
 def _rlhf_dataset(files, tokenizer, tmp_path):

@@ -2,8 +2,9 @@
 # GPU smoke test of the vLLM path: one DUET step + validation on one GPU with two small models, both served by
 # vLLM with tagged server names (vllm_large_server_*, vllm_small_server_*), sleeping in turn.
 #   LARGE_MODEL=Qwen/Qwen3-0.6B SMALL_MODEL=Qwen/Qwen3-0.6B DATA_DIR=~/data/duet/gsm8k bash tests/gpu/smoke_duet_vllm.sh
-# Needs: a CUDA torch, pip install -e ".[gpu]", nvidia-smi, and a prepared parquet set (python -m data_prep.gsm8k,
-# or any DUET parquet with train.parquet/test.parquet). Models may be hub ids or local folders.
+# Needs: a CUDA torch, pip install -e ".[gpu]", nvidia-smi, and a prepared parquet set
+# (python -m duet_verl.data_prep.gsm8k, or any DUET parquet with train.parquet/test.parquet). Models may be hub ids
+# or local folders.
 #
 # Sleep is exercised, not assumed: M's and m's engines ask for 0.55 + 0.5 of the GPU, which cannot both be awake,
 # and nvidia-smi samples memory.used during the run; memory_trace.py then requires a drop of at least a quarter

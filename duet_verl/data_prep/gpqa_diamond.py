@@ -15,7 +15,7 @@ import hashlib
 import itertools
 import sys
 
-from data_prep.common import DatasetSpec, main, text_field
+from duet_verl.data_prep.common import DatasetSpec, main, text_field
 
 SHUFFLE_SEED = "duet-gpqa-v1"  # changing it reshuffles every question: bump only with a new dataset version
 LETTERS = "ABCD"

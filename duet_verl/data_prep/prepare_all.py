@@ -1,6 +1,6 @@
 """Prepare every dataset the recipes use (or a subset) in one command.
 
-    python -m data_prep.prepare_all [--only a,b | --exclude a,b] [--output-root DIR] [--local-root DIR]
+    python -m duet_verl.data_prep.prepare_all [--only a,b | --exclude a,b] [--output-root DIR] [--local-root DIR]
 
 A dataset that fails (e.g. GPQA without a hub login) does not stop the others; the summary lists it and the
 exit status is 1. ``--local-root`` is for offline clusters: dataset NAME is read from ``LOCAL_ROOT/NAME`` (a
@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep import DATASETS, get_spec
-from data_prep.common import LOCAL_FORMATS, DataPrepError, add_common_arguments, prepare
+from duet_verl.data_prep import DATASETS, get_spec
+from duet_verl.data_prep.common import LOCAL_FORMATS, DataPrepError, add_common_arguments, prepare
 
 
 def local_source(local_root: str | Path, name: str) -> Path:
@@ -41,7 +41,9 @@ def _names(value: str | None) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data_prep.prepare_all", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m duet_verl.data_prep.prepare_all", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--only", help=f"comma-separated datasets to prepare (default: all of {', '.join(DATASETS)})")
     parser.add_argument("--exclude", help="comma-separated datasets to leave out")
     parser.add_argument("--local-root", help="read each dataset from LOCAL_ROOT/<name> or LOCAL_ROOT/<name>.<ext>")

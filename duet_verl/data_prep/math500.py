@@ -5,7 +5,7 @@ Ground truth: ``answer`` (LaTeX as published, e.g. ``\\left( 3, \\frac{\\pi}{2} 
 
 import sys
 
-from data_prep.common import DatasetSpec, main, text_field
+from duet_verl.data_prep.common import DatasetSpec, main, text_field
 
 
 def convert(row: dict) -> tuple[str, str, dict]:

@@ -5,7 +5,7 @@ Ground truth: the number after the solution's final ``####``, without thousands 
 
 import sys
 
-from data_prep.common import BadRowError, DatasetSpec, main, number_answer, text_field
+from duet_verl.data_prep.common import BadRowError, DatasetSpec, main, number_answer, text_field
 
 
 def convert(row: dict) -> tuple[str, str, dict]:

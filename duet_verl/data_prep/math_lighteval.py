@@ -6,8 +6,8 @@ so training compares m's box with exactly what the scorer would extract from the
 
 import sys
 
-from data_prep.common import BadRowError, DatasetSpec, main, text_field
 from duet_verl.core.scoring import last_boxed
+from duet_verl.data_prep.common import BadRowError, DatasetSpec, main, text_field
 
 
 def convert(row: dict) -> tuple[str, str, dict]:

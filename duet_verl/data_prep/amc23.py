@@ -5,7 +5,7 @@ Ground truth: ``answer``; copies that store it as a float (``27.0``) are written
 
 import sys
 
-from data_prep.common import DatasetSpec, field, main, number_answer, text_field
+from duet_verl.data_prep.common import DatasetSpec, field, main, number_answer, text_field
 
 
 def convert(row: dict) -> tuple[str, str, dict]:

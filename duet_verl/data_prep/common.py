@@ -457,7 +457,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 def main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int:
     """Command line of one dataset script; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m data_prep.{spec.name}",
+        prog=f"python -m duet_verl.data_prep.{spec.name}",
         description=f"Prepare {spec.hub_id}"
         + (f" ({spec.config})" if spec.config else "")
         + f" as verl parquet files: splits {', '.join(spec.splits)}, data_source {spec.data_source!r}.",

@@ -7,7 +7,7 @@ guessed from ``solution``, which is empty for many rows and not reliably boxed.
 
 import sys
 
-from data_prep.common import DatasetSpec, main, text_field
+from duet_verl.data_prep.common import DatasetSpec, main, text_field
 
 
 def convert(row: dict) -> tuple[str, str, dict]:

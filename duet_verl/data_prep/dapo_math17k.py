@@ -11,7 +11,7 @@ Ground truth: ``solution``, else ``reward_model.ground_truth``.
 import re
 import sys
 
-from data_prep.common import BadRowError, DatasetSpec, field, main
+from duet_verl.data_prep.common import BadRowError, DatasetSpec, field, main
 
 WRAPPER_START = re.compile(
     r"^\s*Solve the following math problem step by step\. The last line of your response should be of the form "

@@ -6,7 +6,7 @@ names (other AIME 2024 copies) are read too.
 
 import sys
 
-from data_prep.common import DatasetSpec, integer_answer, main, text_field
+from duet_verl.data_prep.common import DatasetSpec, integer_answer, main, text_field
 
 
 def convert(row: dict) -> tuple[str, str, dict]:

@@ -6,7 +6,7 @@ Columns: ``problem`` (``question`` in an early revision), ``answer`` (str); the 
 
 import sys
 
-from data_prep.common import DatasetSpec, integer_answer, main, text_field
+from duet_verl.data_prep.common import DatasetSpec, integer_answer, main, text_field
 
 
 def convert(row: dict) -> tuple[str, str, dict]:
