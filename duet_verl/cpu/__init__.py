@@ -4,7 +4,8 @@ With duet-verl installed, ``import verl`` loads ``duet_verl.verl_plugin`` in eve
 entry point), which calls :func:`register`. The ``hf`` rollout and the ``cpu`` platform are always registered
 (inert until chosen); with ``VERL_PLATFORM=cpu`` the process also gets gloo process groups and the FSDP
 engines for device ``cpu``. A CPU run also needs a few hydra overrides (logical GPUs for Ray placement,
-``rollout.name=hf``, FSDP2, fp32, sdpa attention); ``recipes/common_cpu.sh`` lists them with the reason for each.
+``rollout.name=hf``, FSDP2, fp32, sdpa attention); :mod:`duet_verl.cpu.overrides` lists them with the reason for
+each.
 """
 
 from __future__ import annotations

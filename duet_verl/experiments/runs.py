@@ -2,10 +2,10 @@
 through the product's recipes, and the held-out evaluation (``benchmarks/learning_world.py``,
 ``benchmarks/labour_world.py`` and the CPU main job, ``duet_verl.worlds.labour_pair``, use them).
 
-Runs happen in subprocesses of ``recipes/run_duet_cpu_tiny.sh`` (``python -m duet_verl.main``) and
-``recipes/run_grpo_cpu_tiny.sh`` (verl's ``main_ppo``), with the world's data and models passed as hydra
-overrides, exactly as a user would run them; metrics are read back from verl's JSONL file logger
-(``trainer.logger=[console,file]``, ``<run>/metrics.jsonl``).
+Each run is one training process, ``python -m duet_verl.main`` (DUET) or verl's ``main_ppo`` (M alone), started
+with the overrides of the tiny CPU recipes (``duet_verl.cpu.overrides``: what ``recipes/run_duet_cpu_tiny.sh`` and
+``run_grpo_cpu_tiny.sh`` launch) and then the world's data, models and settings, so it needs no checkout; metrics
+are read back from verl's JSONL file logger (``trainer.logger=[console,file]``, ``<run>/metrics.jsonl``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from duet_verl.cpu.overrides import CPU_DEFAULTS, CpuRun, duet_tiny, grpo_tiny
 from duet_verl.experiments.adaptive_penalty import ADAPTIVE, LAMBDA_METRIC
-
-ROOT = Path(__file__).resolve().parents[2]  # the checkout: the recipes live there
 
 
 @dataclass(frozen=True)
@@ -44,15 +43,17 @@ def log(message: str) -> None:
     print(f"[experiments {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run(command: list[str], log_path: Path, env: dict[str, str] | None = None, echo: bool = False) -> str:
-    """Run a command, keep its output (stdout and stderr) in ``log_path``, also printed as it comes with ``echo``;
-    fail with the log's tail."""
+def run(
+    command: list[str], log_path: Path, env: dict[str, str] | None = None, echo: bool = False, cwd: Path | None = None
+) -> str:
+    """Run a command (in ``cwd``), keep its output (stdout and stderr) in ``log_path``, also printed as it comes
+    with ``echo``; fail with the log's tail."""
     start = time.monotonic()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     lines = []
     environment = {**os.environ, **(env or {})}
     pipe = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
-    with subprocess.Popen(command, cwd=ROOT, env=environment, **pipe) as process:
+    with subprocess.Popen(command, cwd=cwd, env=environment, **pipe) as process:
         for line in process.stdout:
             lines.append(line)
             if echo:
@@ -89,11 +90,13 @@ def read_metrics(path: Path) -> dict[int, dict[str, float]]:
     return metrics
 
 
-def recipe(name: str) -> str:
-    path = ROOT / "recipes" / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: the learning world runs the recipes of a duet-verl checkout")
-    return str(path)
+def train(entry: str, overrides: list[str], out: Path, cpu: CpuRun, echo: bool = False) -> dict[int, dict[str, float]]:
+    """One training process, ``python -m entry overrides`` with ``cpu``'s environment, its metrics logged to
+    ``out/metrics.jsonl`` and its output to ``out/train.log``; the metrics it logged per step."""
+    logger_env, logger = file_logger(out)
+    command = [sys.executable, "-m", entry, *overrides, *logger]
+    run(command, out / "train.log", {**cpu.env(), **logger_env}, echo)
+    return read_metrics(out / METRICS_FILE)
 
 
 def common_overrides(world: dict, models: dict, out: Path, settings: Settings) -> list[str]:
@@ -121,12 +124,20 @@ def common_overrides(world: dict, models: dict, out: Path, settings: Settings) -
 
 
 def train_duet(
-    world: dict, models: dict, out: Path, settings: Settings, extra: tuple[str, ...] = (), echo: bool = False
+    world: dict,
+    models: dict,
+    out: Path,
+    settings: Settings,
+    extra: tuple[str, ...] = (),
+    echo: bool = False,
+    cpu: CpuRun = CPU_DEFAULTS,
 ) -> dict[int, dict[str, float]]:
     """DUET from the warm-started models; ``extra`` hydra overrides go last (benchmarks vary one setting);
-    ``echo`` prints the run's output as it comes."""
+    ``echo`` prints the run's output as it comes; ``cpu`` says where it runs (e.g. one worker per model)."""
     small_share = settings.batch * settings.n * settings.k // 2  # m's rows of a step per worker: one pass each
+    shape = {"steps": settings.steps, "n": settings.n, "batch": settings.batch, "out_dir": out}
     overrides = [
+        *duet_tiny(cpu, k=settings.k, lr=settings.lr_large, **shape),
         *common_overrides(world, models, out, settings),
         f"small_actor_rollout_ref.model.path={models['small']}",
         f"small_actor_rollout_ref.actor.optim.lr={settings.lr_small}",
@@ -142,18 +153,17 @@ def train_duet(
         f"duet.lambda_eta={settings.lambda_eta}",
         *extra,
     ]
-    logger_env, logger = file_logger(out)
-    command = ["bash", recipe("run_duet_cpu_tiny.sh"), *overrides, *logger]
-    run(command, out / "train.log", {"OUT_DIR": str(out), **logger_env}, echo)
-    return read_metrics(out / METRICS_FILE)
+    return train("duet_verl.main", overrides, out, cpu, echo)
 
 
 def kl_as_duet() -> tuple[str, ...]:
     """DUET's KL placement and coefficient for M, read from ``duet_trainer.yaml`` (in the reward, not the loss), as
     overrides for the M-alone runs, so every M trains on the same footing (the GRPO recipe puts KL in the loss)."""
+    from importlib import resources
+
     from omegaconf import OmegaConf
 
-    duet = OmegaConf.load(ROOT / "duet_verl" / "config" / "duet_trainer.yaml")
+    duet = OmegaConf.create(resources.files("duet_verl.config").joinpath("duet_trainer.yaml").read_text())
     return (
         f"algorithm.use_kl_in_reward={duet.algorithm.use_kl_in_reward}",
         f"algorithm.kl_ctrl.kl_coef={duet.algorithm.kl_ctrl.kl_coef}",
@@ -168,18 +178,24 @@ def train_large_alone(
     settings: Settings,
     lam: float | str | None,
     extra: tuple[str, ...] = (),
-    env: dict[str, str] | None = None,
+    cpu: CpuRun = CPU_DEFAULTS,
 ) -> dict[int, dict[str, float]]:
     """M alone with GRPO through verl's ``main_ppo`` on the legacy trainer that DUET's M runs on (V1 gives the same
     result here: benchmarks/v1_vs_legacy.py, docs/development.md), KL placed as DUET's M places it. ``lam``: the
     constant λ of the length penalty on M's own score, ``ADAPTIVE`` for DUET's rule at ``settings.length_bound``
     and ``lambda_eta`` (``duet_verl.experiments.adaptive_penalty``; each step's λ lands in its metrics as
-    ``penalty/lambda``), ``None`` for plain GRPO; ``extra`` hydra overrides go last; ``env`` goes to the recipe
-    (e.g. ``CPU_WORKERS``)."""
-    overrides = [*common_overrides(world, models, out, settings), *kl_as_duet(), "trainer.use_v1=false"]
-    env = {**(env or {}), "OUT_DIR": str(out)}
+    ``penalty/lambda``), ``None`` for plain GRPO; ``extra`` hydra overrides go last; ``cpu`` says where it
+    runs."""
+    shape = {"steps": settings.steps, "n": settings.n, "batch": settings.batch, "out_dir": out}
+    overrides = [
+        *grpo_tiny(cpu, lr=settings.lr_large, **shape),
+        *common_overrides(world, models, out, settings),
+        *kl_as_duet(),
+        "trainer.use_v1=false",
+    ]
+    entry = "verl.trainer.main_ppo"
     if lam == ADAPTIVE:
-        env["ENTRY"] = "duet_verl.experiments.adaptive_penalty"
+        entry = "duet_verl.experiments.adaptive_penalty"
         overrides += [
             f"+adaptive_penalty.length_bound={settings.length_bound}",
             f"+adaptive_penalty.eta={settings.lambda_eta}",
@@ -191,10 +207,7 @@ def train_large_alone(
             f"+reward.custom_reward_function.reward_kwargs.lam={lam}",
             f"+reward.custom_reward_function.reward_kwargs.length_bound={settings.length_bound}",
         ]
-    logger_env, logger = file_logger(out)
-    overrides += [*extra, *logger]
-    run(["bash", recipe("run_grpo_cpu_tiny.sh"), *overrides], out / "train.log", {**env, **logger_env})
-    metrics = read_metrics(out / METRICS_FILE)
+    metrics = train(entry, [*overrides, *extra], out, cpu)
     unpenalised = [step for step, values in metrics.items() if step > 0 and LAMBDA_METRIC not in values]
     if lam == ADAPTIVE and unpenalised:
         raise RuntimeError(f"{out.name}: the adaptive λ did not penalise training steps {unpenalised}; "

@@ -6,7 +6,8 @@ The pair (``assets/labour_pair``, 5 MB) is M and m of ``benchmarks/labour_world.
 warm-started with verl's SFT trainer on CPU (about 20 minutes to make): M writes fillers, the fact only it knows,
 usually the worked sum, and the answer; m works the sum from a fact in its signal. The world's questions are
 rebuilt here (deterministic, about 5 s) and checked against the facts and tokenizer the pair learnt. DUET then runs
-through ``recipes/run_duet_cpu_tiny.sh`` with the real scorer and the adaptive λ (``labour.RL_SETTINGS``),
+as one ``python -m duet_verl.main`` process, with the tiny CPU recipe's overrides (``duet_verl.cpu.overrides``), the
+real scorer and the adaptive λ (``labour.RL_SETTINGS``); it needs no checkout, only duet-verl installed. It
 validates on the 48 held-out questions before its first step and after its last, and ends with what moved: M's
 length, λ, m's training accuracy, the held-out accuracy and M's held-out tokens. Its metrics are in
 ``OUT/duet/metrics.jsonl`` (verl's file logger).
@@ -22,11 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
+from duet_verl.cpu.overrides import CPU_DEFAULTS, ROLLOUTS, CpuRun
 from duet_verl.experiments.runs import (
     HELDOUT,
     METRICS_FILE,
@@ -34,7 +37,6 @@ from duet_verl.experiments.runs import (
     direction,
     log,
     read_metrics,
-    recipe,
     run,
     train_duet,
     train_large_alone,
@@ -77,12 +79,19 @@ def prepare(out: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     return world, models
 
 
-def main_job(out: Path, settings: Settings = RL_SETTINGS, extra: tuple[str, ...] = (), echo: bool = True) -> dict:
+def main_job(
+    out: Path,
+    settings: Settings = RL_SETTINGS,
+    extra: tuple[str, ...] = (),
+    echo: bool = True,
+    cpu: CpuRun = CPU_DEFAULTS,
+) -> dict:
     """DUET on the shipped pair, validated on the held-out questions before training (step 0; ``PAIR_HELDOUT``
     when ``extra`` turns that off) and after."""
     world, models = prepare(out)
     validate = ("trainer.val_before_train=True", f"trainer.test_freq={settings.steps}", "data.val_batch_size=48")
-    curves = train_duet(world, models, out / "duet", settings, extra=(*DUET_OVERRIDES, *validate, *extra), echo=echo)
+    extra = (*DUET_OVERRIDES, *validate, *extra)
+    curves = train_duet(world, models, out / "duet", settings, extra=extra, echo=echo, cpu=cpu)
     curves.setdefault(0, dict(PAIR_HELDOUT))
     return curves
 
@@ -111,29 +120,30 @@ def report(curves: dict[int, dict[str, float]], settings: Settings) -> str:
 # DUET's M and M alone, each with the length penalty at the same constant λ from the same pair, for as many steps.
 # λ = 1 (where DUET's adaptive λ ends) weighs length against m's noisy 0/1 answers more than the benchmark's 0.5 does,
 # so 12 steps show the direction. DUET runs with marginal utility off, a replicate here (m alone answers ~0). The two
-# runs go side by side, one worker per model (``RACE_ENV``): on 2 cores start-up is the critical path, and each run
+# runs go side by side, one worker per model (``RACE_CPU``): on 2 cores start-up is the critical path, and each run
 # spends it starting processes one after another, half as many with one worker. DUET skips the validation before its
 # first step (the pair's is ``PAIR_HELDOUT``) and neither saves a checkpoint. docs/learning_world.md has the runs.
 RACE = replace(RL_SETTINGS, steps=12)
 RACE_LAMBDA = 1.0
-RACE_ENV = {"CPU_WORKERS": "1"}
+RACE_CPU = CpuRun(workers=1)
 
 
-def race(out: Path, seed: int) -> dict[str, dict[int, dict[str, float]]]:
-    """DUET through the CPU main job's recipe and M alone through ``recipes/run_grpo_cpu_tiny.sh``, both at constant
-    λ = ``RACE_LAMBDA`` for ``RACE.steps`` steps, the data order from ``seed``, side by side; each run's logged
-    metrics per step."""
+def race(out: Path, seed: int, python: str = sys.executable) -> dict[str, dict[int, dict[str, float]]]:
+    """DUET through the CPU main job's entry point, run by ``python`` (the CI test's: duet-verl installed from its
+    wheel), and M alone through verl's ``main_ppo``, both at constant λ = ``RACE_LAMBDA`` for ``RACE.steps`` steps,
+    the data order from ``seed``, side by side; each run's logged metrics per step."""
     from concurrent.futures import ThreadPoolExecutor
 
     quick = ("trainer.save_freq=-1", f"data.seed={seed}")  # nothing reads a checkpoint of the race
     constant = ("duet.lambda_schedule=constant", f"duet.lambda_init={RACE_LAMBDA}", "duet.marginal_utility=off",
                 "trainer.val_before_train=False", *quick)  # fmt: skip
-    env = {**RACE_ENV, "STEPS": str(RACE.steps), "OUT_DIR": str(out / "duet")}
+    entry = [python, "-m", "duet_verl.worlds.labour_pair", "--out", str(out / "duet"), "--steps", str(RACE.steps),
+            "--workers", str(RACE_CPU.workers), *constant]  # fmt: skip
     world, models = prepare(out / "duet")  # built once, before either run reads it
     with ThreadPoolExecutor(max_workers=2) as pool:
-        duet = pool.submit(run, ["bash", recipe("run_duet_cpu_world.sh"), *constant], out / "duet.log", env)
+        duet = pool.submit(run, entry, out / "duet.log", cwd=out)  # not the checkout: ``python`` imports its own
         alone = pool.submit(train_large_alone, world, models, out / "alone", RACE, lam=RACE_LAMBDA,
-                            extra=quick, env=RACE_ENV)  # fmt: skip
+                            extra=quick, cpu=RACE_CPU)  # fmt: skip
         duet.result()
         duet_metrics = read_metrics(out / "duet" / "duet" / METRICS_FILE)  # main_job's file logger
         duet_metrics.setdefault(0, dict(PAIR_HELDOUT))
@@ -168,15 +178,20 @@ def main() -> None:
     default_out = Path(os.environ.get("TMPDIR", "/tmp")) / "duet_cpu_world"
     parser.add_argument("--out", type=Path, default=default_out, help="the world, the run's log and checkpoints")
     parser.add_argument("--steps", type=int, default=RL_SETTINGS.steps)
+    parser.add_argument("--workers", type=int, default=CPU_DEFAULTS.workers, help="training workers per model")
+    parser.add_argument("--rollout", choices=ROLLOUTS, default=CPU_DEFAULTS.rollout, help="the rollout backend")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for the DUET run, e.g. duet.lambda_eta=0.1")
     args = parser.parse_args()
     if args.steps < 1:
         parser.error(f"--steps {args.steps}: train at least one step")
+    if args.workers < 1:
+        parser.error(f"--workers {args.workers}: at least one worker")
     settings = replace(RL_SETTINGS, steps=args.steps)
     start = time.monotonic()
     log(f"DUET from the shipped warm-started pair ({PAIR}), {settings.steps} steps; run folder {args.out.absolute()}")
     try:
-        curves = main_job(args.out.absolute(), settings, tuple(args.overrides))
+        cpu = CpuRun(rollout=args.rollout, workers=args.workers)
+        curves = main_job(args.out.absolute(), settings, tuple(args.overrides), cpu=cpu)
     except RuntimeError as error:  # the run's output is already on the console: name the failure and the log only
         raise SystemExit(f"[labour_pair] {str(error).splitlines()[0]}") from None
     print(report(curves, settings), flush=True)

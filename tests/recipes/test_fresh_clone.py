@@ -1,13 +1,13 @@
 """The README's main job on a fresh clone, before anything else ran: ``bash recipes/run_duet_cpu_world.sh`` with no
 virtualenv active and no ``.venv`` builds the environment from the lock (``recipes/setup_env.sh``, progress shown),
-then trains and prints its summary. The clone is this checkout's tracked files; pip may reuse its download cache, but
-``.venv`` is built anew. One training step (``STEPS=1``): the command is the README's, the run is short.
+then trains and prints its summary. The clone is this checkout's files as a clone has them (``tracked_copy``); pip
+may reuse its download cache, but ``.venv`` is built anew. One training step (``STEPS=1``): the command is the
+README's, the run is short.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from duet_verl.experiments.runs import HELDOUT, METRICS_FILE, read_metrics
+from duet_verl.testing.wheel import tracked_copy
 from duet_verl.worlds.labour_pair import HELDOUT_TOKENS, PAIR_HELDOUT
 
 pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (docs/development.md)
@@ -23,20 +24,8 @@ pytestmark = pytest.mark.slow  # an end-to-end run: outside the developer loop (
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def fresh_clone(destination: Path) -> Path:
-    """This checkout's tracked files (as a clone has them, uncommitted edits included), nothing else."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
-    for name in filter(None, files):
-        source = ROOT / name.decode()
-        if source.is_file():
-            target = destination / name.decode()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return destination
-
-
 def test_the_main_job_runs_on_a_fresh_clone_without_the_test_command(tmp_path, record_wall_time):
-    clone = fresh_clone(tmp_path / "clone")
+    clone = tracked_copy(ROOT, tmp_path / "clone")
     assert not (clone / ".venv").exists()
     venv_bin = str(Path(sys.prefix) / "bin")
     env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "PYTHONPATH")}

@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,8 @@ RECIPE_CONFIGS = {
     "run_duet_cpu_tiny.sh": DUET,
     "run_grpo_cpu_tiny.sh": PPO,
 }
-# Keys a recipe may add with "+": absent from verl's schema but read by verl (each with its reason in common_cpu.sh).
+# Keys a recipe may add with "+": absent from verl's schema but read by verl (each with its reason in
+# duet_verl/cpu/overrides.py).
 ALLOWED_ADDITIONS = {
     "ray_kwargs.ray_init.num_gpus",
     "ray_kwargs.ray_init.include_dashboard",
@@ -268,11 +270,14 @@ def test_the_check_catches_bad_overrides(extra, error):
 
 def fake_bin(tmp_path: Path) -> Path:
     """`python` and `ray` stand-ins that record their arguments, one call per line; `python -` (the launcher reading
-    a submitted job's exit status) answers FAKE_DRIVER_STATUS."""
+    a submitted job's exit status) answers FAKE_DRIVER_STATUS. The CPU recipes' overrides come from the real Python
+    (``python -m duet_verl.cpu.overrides``, not recorded)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
+    overrides = f'[ "$1 $2" = "-m duet_verl.cpu.overrides" ] && exec {sys.executable} "$@"\n'
     for tool in ("python", "ray"):
-        (bin_dir / tool).write_text(f'#!/usr/bin/env bash\necho "{tool} $*" >> "{tmp_path}/calls"\n'
+        (bin_dir / tool).write_text(f'#!/usr/bin/env bash\n{overrides if tool == "python" else ""}'
+                                    f'echo "{tool} $*" >> "{tmp_path}/calls"\n'
                                     '[ "$1" = - ] && echo "${FAKE_DRIVER_STATUS:-0}"\nexit 0\n')  # fmt: skip
         (bin_dir / tool).chmod(0o755)
     return bin_dir
@@ -288,7 +293,7 @@ def launch(tmp_path: Path, recipe: str, status: int = 0, **env: str) -> list[str
 
 def test_missing_data_is_prepared_then_training_starts_locally(tmp_path):
     calls = launch(tmp_path, "run_duet_qwen3.sh", RAY_ADDRESS="")
-    assert calls[0].startswith("python -m data_prep.prepare_all --only deepscaler,math500,aime24 ")
+    assert calls[0].startswith("python -m duet_verl.data_prep.prepare_all --only deepscaler,math500,aime24 ")
     assert f"--output-root {tmp_path / 'd'}" in calls[0]
     assert calls[1].startswith("python -m duet_verl.main data.train_files=")
     assert len(calls) == 2
@@ -330,6 +335,7 @@ def test_cpu_recipes_submit_to_a_cluster_through_the_same_launcher(tmp_path, rec
     secret = 'a "quoted" \\ value\r\twith\ncontrol characters'
     calls = launch(
         tmp_path, recipe, RAY_ADDRESS="http://head:8265", NNODES="2", CPU_WORKERS="1", TINY_DIR=str(tiny),
+        OUT_DIR=str(tmp_path / "out"),
         RAY_SUBMISSION_ID="duet-7", RAY_NO_WAIT="1", RAY_JOB_ENV="MY_TOKEN UNSET_NAME", MY_TOKEN=secret,
         **dict.fromkeys(("RAY_DEDUP_LOGS", "HYDRA_FULL_ERROR", "HF_HOME", "HF_HUB_OFFLINE", "UNSET_NAME"), ""),
     )  # fmt: skip
@@ -340,7 +346,7 @@ def test_cpu_recipes_submit_to_a_cluster_through_the_same_launcher(tmp_path, rec
     env_vars = json.loads(runtime_env)["env_vars"]
     assert env_vars == {
         "HYDRA_FULL_ERROR": "1", "VERL_PLATFORM": "cpu", "RAY_DEDUP_LOGS": "0", "TOKENIZERS_PARALLELISM": "false",
-        "MY_TOKEN": secret,
+        "VERL_FILE_LOGGER_ROOT": str(tmp_path / "out"), "MY_TOKEN": secret,
     }  # fmt: skip
     overrides = entrypoint.split("-- python -m ", 1)[1].split()
     assert "trainer.nnodes=2" in overrides and "trainer.n_gpus_per_node=1" in overrides
@@ -354,7 +360,7 @@ def test_a_recipe_that_is_a_ray_jobs_entrypoint_runs_in_place(tmp_path):
         tmp_path, "run_duet_qwen3.sh", RAY_ADDRESS="10.0.0.1:6379", RAY_JOB_CONFIG_JSON_ENV_VAR=job_config,
         DATA_ROOT=str(tmp_path / "d"),
     )  # fmt: skip
-    assert [call.split()[:3] for call in calls] == [["python", "-m", "data_prep.prepare_all"],
+    assert [call.split()[:3] for call in calls] == [["python", "-m", "duet_verl.data_prep.prepare_all"],
                                                     ["python", "-m", "duet_verl.main"]]  # fmt: skip
 
 

@@ -3,10 +3,11 @@
 duet-verl (no warm start to wait for).
 
 Both runs start from the same pair with the same constant λ = 1 (where DUET's adaptive λ ends), B = 24 tokens and
-12 steps, side by side, one worker per model. DUET runs through the CPU main job's own recipe,
-``recipes/run_duet_cpu_world.sh``, with marginal utility off (a replicate in this world, where m alone answers ~0)
-and without the validation before its first step (the pair's is ``labour_pair.PAIR_HELDOUT``); M alone runs through
-``recipes/run_grpo_cpu_tiny.sh`` (verl's ``main_ppo``) on the legacy trainer with KL placed as DUET's M places it.
+12 steps, side by side, one worker per model. DUET runs through the CPU main job's entry point,
+``python -m duet_verl.worlds.labour_pair``, from duet-verl's wheel installed in a scratch virtualenv (so the main job
+needs no checkout), with marginal utility off (a replicate in this world, where m alone answers ~0) and without the
+validation before its first step (the pair's is ``labour_pair.PAIR_HELDOUT``); M alone runs through verl's
+``main_ppo`` with the GRPO recipe's overrides, on the legacy trainer with KL placed as DUET's M places it.
 The margins were chosen from five runs of ``python benchmarks/labour_world.py --race --seeds 0 1 2 3 4``; their
 spread is in docs/learning_world.md (the shipped pair and the CI race).
 """
@@ -33,11 +34,12 @@ MAX_HELDOUT_TOKENS_RATIO = 0.9
 
 
 @pytest.fixture(scope="module")
-def raced(tmp_path_factory, record_wall_time) -> dict[str, float]:
+def raced(tmp_path_factory, record_wall_time, wheel_python) -> dict[str, float]:
     start = time.perf_counter()
-    metrics = race(tmp_path_factory.mktemp("labour_race"), SEED)
+    metrics = race(tmp_path_factory.mktemp("labour_race"), SEED, python=str(wheel_python))
     record_wall_time(
-        "labour world race: DUET (the CPU main job), M alone, 12 steps each, side by side, one worker per model",
+        "labour world race: DUET (the CPU main job, from the wheel), M alone, 12 steps each, side by side, "
+        "one worker per model",
         time.perf_counter() - start,
     )
     return race_result(metrics)
