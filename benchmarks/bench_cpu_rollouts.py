@@ -19,13 +19,12 @@ from pathlib import Path
 from duet_verl.cpu.overrides import CpuRun, duet_tiny
 from duet_verl.experiments.runs import train
 from duet_verl.testing.run_log import later_step_times
-from duet_verl.worlds.tiny import build_all
+from duet_verl.worlds.tiny import build_once
 
 
 def run(rollout: str, steps: int, out: Path) -> dict:
     cpu = CpuRun(rollout=rollout, tiny_dir=out / "tiny")
-    if not (cpu.tiny_dir / "data" / "train.parquet").is_file():
-        build_all(cpu.tiny_dir)
+    build_once(cpu.tiny_dir)
     recipe = duet_tiny(cpu, steps=steps, n=2, k=2, batch=2, lr="1e-4", out_dir=out / rollout)
     start = time.perf_counter()
     try:

@@ -20,7 +20,7 @@ import numpy as np
 
 from duet_verl.cpu.overrides import CPU_DEFAULTS, duet_tiny
 from duet_verl.experiments.runs import train
-from duet_verl.worlds.tiny import build_all
+from duet_verl.worlds.tiny import build_once
 
 WORK = ("gen_large", "gen_small", "gen_baseline", "old_log_prob_large", "old_log_prob_small", "ref_large",
         "update_large", "update_small")  # fmt: skip
@@ -33,8 +33,7 @@ def main() -> None:
     args, overrides = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
-        if not (CPU_DEFAULTS.tiny_dir / "data" / "train.parquet").is_file():
-            build_all(CPU_DEFAULTS.tiny_dir)
+        build_once(CPU_DEFAULTS.tiny_dir)
         recipe = duet_tiny(CPU_DEFAULTS, steps=args.steps, n=2, k=2, batch=2, lr="1e-4", out_dir=out)
         try:
             metrics = train("duet_verl.main", [*recipe, "trainer.test_freq=-1", *overrides], out, CPU_DEFAULTS)

@@ -124,6 +124,21 @@ class CpuRun:
 CPU_DEFAULTS = CpuRun()  # the recipes' defaults: a local Ray, two workers, the hf rollout
 
 
+def tiny_trainer(experiment: str, steps: int, out_dir: Path) -> list[str]:
+    """A tiny recipe's run: ``steps`` steps, validated after the last, no checkpoints unless asked, logged to the
+    console and verl's JSONL."""
+    return [
+        "trainer.logger=[console,file]",  # file: verl's JSONL, where VERL_FILE_LOGGER_* say
+        "trainer.project_name=duet_cpu",
+        f"trainer.experiment_name={experiment}",
+        f"trainer.total_training_steps={steps}",
+        "trainer.val_before_train=False",
+        f"trainer.test_freq={steps}",
+        "trainer.save_freq=-1",
+        f"trainer.default_local_dir={out_dir}/checkpoints",
+    ]
+
+
 def duet_tiny(cpu: CpuRun, *, steps: int, n: int, k: int, batch: int, lr: float | str, out_dir: Path) -> list[str]:
     """``recipes/run_duet_cpu_tiny.sh``: DUET with M = the tiny large model and m = the tiny small one, both trained
     at learning rate ``lr``; ``n`` M responses and ``k`` m answers per signal, ``batch`` questions per step."""
@@ -149,14 +164,7 @@ def duet_tiny(cpu: CpuRun, *, steps: int, n: int, k: int, batch: int, lr: float 
         "duet.length_bound=16",
         "duet.lambda_init=0.5",
         "duet.lambda_eta=0.1",
-        "trainer.logger=[console,file]",  # file: verl's JSONL, where VERL_FILE_LOGGER_* say
-        "trainer.project_name=duet_cpu",
-        "trainer.experiment_name=duet_tiny",
-        f"trainer.total_training_steps={steps}",
-        "trainer.val_before_train=False",
-        f"trainer.test_freq={steps}",
-        "trainer.save_freq=-1",
-        f"trainer.default_local_dir={out_dir}/checkpoints",
+        *tiny_trainer("duet_tiny", steps, out_dir),
     ]
 
 
@@ -180,14 +188,7 @@ def grpo_tiny(cpu: CpuRun, *, steps: int, n: int, batch: int, lr: float | str, o
         *cpu.ray(),
         *DUET_REWARD_MANAGER,
         *TINY_REWARD,
-        "trainer.logger=[console,file]",  # file: verl's JSONL, where VERL_FILE_LOGGER_* say
-        "trainer.project_name=duet_cpu",
-        "trainer.experiment_name=grpo_tiny",
-        f"trainer.total_training_steps={steps}",
-        "trainer.val_before_train=False",
-        f"trainer.test_freq={steps}",
-        "trainer.save_freq=-1",
-        f"trainer.default_local_dir={out_dir}/checkpoints",
+        *tiny_trainer("grpo_tiny", steps, out_dir),
     ]
 
 
@@ -195,11 +196,11 @@ def main(argv: list[str] | None = None) -> None:
     """Print a tiny recipe's overrides, one per line (what the CPU recipes launch with)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recipe", choices=("duet", "grpo"))
-    parser.add_argument("--rollout", choices=ROLLOUTS, default="hf")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--nnodes", type=int, default=1)
+    parser.add_argument("--rollout", choices=ROLLOUTS, default=CPU_DEFAULTS.rollout)
+    parser.add_argument("--workers", type=int, default=CPU_DEFAULTS.workers)
+    parser.add_argument("--nnodes", type=int, default=CPU_DEFAULTS.nnodes)
     parser.add_argument("--cluster", action="store_true", help="a Ray cluster (RAY_ADDRESS), not a local Ray")
-    parser.add_argument("--tiny-dir", type=Path, default=default_tiny_dir())
+    parser.add_argument("--tiny-dir", type=Path, default=CPU_DEFAULTS.tiny_dir)
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--k", type=int, help="m answers per signal (duet)")

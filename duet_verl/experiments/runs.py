@@ -99,27 +99,28 @@ def train(entry: str, overrides: list[str], out: Path, cpu: CpuRun, echo: bool =
     return read_metrics(out / METRICS_FILE)
 
 
-def common_overrides(world: dict, models: dict, out: Path, settings: Settings) -> list[str]:
+def recipe_shape(settings: Settings, out: Path) -> dict:
+    """What the tiny CPU recipes take from ``settings`` (steps, batch, n, M's learning rate) and the run folder."""
+    return {"steps": settings.steps, "n": settings.n, "batch": settings.batch, "lr": settings.lr_large, "out_dir": out}
+
+
+def common_overrides(world: dict, models: dict, settings: Settings) -> list[str]:
+    """The world's data and M, and M's batching, over a tiny recipe's list (which sets steps, batch, n, M's learning
+    rate and the checkpoint folder from ``recipe_shape``)."""
     return [
         f"data.train_files={world['train']}",
         f"data.val_files={world['test']}",
-        f"data.train_batch_size={settings.batch}",
         "data.max_prompt_length=48",
         f"data.max_response_length={settings.large_response}",
         "reward.custom_reward_function.path=null",  # the real DUET scorer
         f"actor_rollout_ref.model.path={models['large']}",
-        f"actor_rollout_ref.actor.optim.lr={settings.lr_large}",
-        f"actor_rollout_ref.actor.ppo_mini_batch_size={settings.batch}",
         # M's whole share of a step per pass (its batch × n rows over 2 workers): fewer, larger passes are faster
         f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={settings.batch * settings.n // 2}",
         f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={settings.batch * settings.n // 2}",
         f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={settings.batch * settings.n // 2}",
-        f"actor_rollout_ref.rollout.n={settings.n}",
         "actor_rollout_ref.actor.checkpoint.save_contents=[hf_model]",
-        f"trainer.total_training_steps={settings.steps}",
         f"trainer.save_freq={settings.steps}",
         "trainer.test_freq=-1",
-        f"trainer.default_local_dir={out}/checkpoints",
     ]
 
 
@@ -135,18 +136,15 @@ def train_duet(
     """DUET from the warm-started models; ``extra`` hydra overrides go last (benchmarks vary one setting);
     ``echo`` prints the run's output as it comes; ``cpu`` says where it runs (e.g. one worker per model)."""
     small_share = settings.batch * settings.n * settings.k // 2  # m's rows of a step per worker: one pass each
-    shape = {"steps": settings.steps, "n": settings.n, "batch": settings.batch, "out_dir": out}
     overrides = [
-        *duet_tiny(cpu, k=settings.k, lr=settings.lr_large, **shape),
-        *common_overrides(world, models, out, settings),
+        *duet_tiny(cpu, k=settings.k, **recipe_shape(settings, out)),
+        *common_overrides(world, models, settings),
         f"small_actor_rollout_ref.model.path={models['small']}",
         f"small_actor_rollout_ref.actor.optim.lr={settings.lr_small}",
-        f"small_actor_rollout_ref.actor.ppo_mini_batch_size={settings.batch}",
         f"small_actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={small_share}",
         f"small_actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={small_share}",
         f"small_actor_rollout_ref.rollout.response_length={settings.small_response}",
         "small_actor_rollout_ref.actor.checkpoint.save_contents=[hf_model]",
-        f"duet.small_rollouts_per_signal={settings.k}",
         f"duet.length_bound={settings.length_bound}",
         "duet.lambda_schedule=adaptive",
         "duet.lambda_init=0.0",
@@ -186,10 +184,9 @@ def train_large_alone(
     and ``lambda_eta`` (``duet_verl.experiments.adaptive_penalty``; each step's λ lands in its metrics as
     ``penalty/lambda``), ``None`` for plain GRPO; ``extra`` hydra overrides go last; ``cpu`` says where it
     runs."""
-    shape = {"steps": settings.steps, "n": settings.n, "batch": settings.batch, "out_dir": out}
     overrides = [
-        *grpo_tiny(cpu, lr=settings.lr_large, **shape),
-        *common_overrides(world, models, out, settings),
+        *grpo_tiny(cpu, **recipe_shape(settings, out)),
+        *common_overrides(world, models, settings),
         *kl_as_duet(),
         "trainer.use_v1=false",
     ]

@@ -15,6 +15,8 @@ import sysconfig
 import venv
 from pathlib import Path
 
+PIP = (sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet")  # this environment's pip, offline use
+
 
 def tracked_copy(root: Path, destination: Path) -> Path:
     """``root``'s files as a clone of it would have them once committed: tracked files (uncommitted edits included)
@@ -31,10 +33,10 @@ def tracked_copy(root: Path, destination: Path) -> Path:
 
 
 def build_wheel(root: Path, out: Path) -> Path:
-    """The wheel of ``root``'s tracked files, built with this environment's setuptools (no build isolation: offline)."""
+    """The wheel of ``root``'s files (``tracked_copy``), built with this environment's setuptools (no build
+    isolation: offline)."""
     source = tracked_copy(root, out / "source")
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(out / "dist"), str(source)],
+    subprocess.run([*PIP, "wheel", "--no-deps", "--no-build-isolation", "-w", str(out / "dist"), str(source)],
                    check=True, cwd=out)  # fmt: skip
     (wheel,) = (out / "dist").glob("duet_verl-*.whl")
     return wheel
@@ -45,8 +47,9 @@ def wheel_python(wheel: Path, out: Path) -> Path:
     packages borrowed."""
     venv.create(out / "venv", with_pip=False)
     python = out / "venv" / "bin" / "python"
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet", "--python", str(python)]
-    subprocess.run([*pip, "install", "--no-deps", "--no-index", str(wheel)], check=True, cwd=out)
+    subprocess.run(
+        [*PIP, "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)], check=True, cwd=out
+    )
     scratch = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     borrowed = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))

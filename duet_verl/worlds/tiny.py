@@ -242,6 +242,14 @@ def build_all(out_dir: str | Path) -> dict[str, Path]:
     return paths
 
 
+def build_once(out_dir: str | Path) -> Path:
+    """``build_all`` into ``out_dir`` unless it already holds the tiny data (the CPU recipes' check); ``out_dir``."""
+    out = Path(out_dir)
+    if not (out / "data" / "train.parquet").is_file():
+        build_all(out)
+    return out
+
+
 def build_llama_pair(out_dir: str | Path) -> dict[str, Path]:
     """The Llama-style family's tokenizer and both tiny models under ``out_dir`` (heterogeneous pairs)."""
     out = Path(out_dir)

@@ -20,6 +20,7 @@ from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from duet_verl.cpu.overrides import CpuRun, duet_tiny, grpo_tiny
 from duet_verl.train.config_checks import validate
 from duet_verl.train.duet_config import LARGE, SMALL, DuetConfig, DuetConfigError
 from duet_verl.train.model_views import build_model_views, optimizer_steps_per_training_step
@@ -362,6 +363,33 @@ def test_a_recipe_that_is_a_ray_jobs_entrypoint_runs_in_place(tmp_path):
     )  # fmt: skip
     assert [call.split()[:3] for call in calls] == [["python", "-m", "duet_verl.data_prep.prepare_all"],
                                                     ["python", "-m", "duet_verl.main"]]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("recipe", "knobs", "cpu", "shape"),
+    [
+        ("run_duet_cpu_tiny.sh", {}, CpuRun(), {"steps": 3, "n": 2, "k": 2, "batch": 2, "lr": "1e-4"}),
+        (
+            "run_duet_cpu_tiny.sh",
+            {"CPU_ROLLOUT": "vllm", "CPU_WORKERS": "3", "NNODES": "2", "RAY_ADDRESS": "http://head:8265", "K": "5"},
+            CpuRun(rollout="vllm", workers=3, nnodes=2, local_ray=False),
+            {"steps": 3, "n": 2, "k": 5, "batch": 2, "lr": "1e-4"},
+        ),
+        (
+            "run_grpo_cpu_tiny.sh",
+            {"STEPS": "7", "BATCH": "3"},
+            CpuRun(),
+            {"steps": 7, "n": 2, "batch": 3, "lr": "1e-5"},
+        ),
+    ],
+)
+def test_a_cpu_recipe_launches_the_overrides_python_builds(tmp_path, recipe, knobs, cpu, shape):
+    """The CPU recipes, the benchmarks and the main job launch one list (``duet_verl.cpu.overrides``)."""
+    tiny, out = tmp_path / "tiny", tmp_path / "out"
+    printed = dry_run(recipe, "trainer.seed=3", TINY_DIR=str(tiny), OUT_DIR=str(out), **knobs)
+    cpu = CpuRun(cpu.rollout, cpu.workers, cpu.nnodes, cpu.local_ray, tiny)
+    build = duet_tiny if "duet" in recipe else grpo_tiny
+    assert printed == [*build(cpu, out_dir=out, **shape), "trainer.seed=3"]
 
 
 def test_cpu_recipes_on_a_cluster_compose_and_validate():
